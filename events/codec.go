@@ -328,12 +328,13 @@ func checkEncodable(field, s string) error {
 	return checkText(field, s)
 }
 
-// checkJSONText validates raw JSON given by a Go producer.
-func checkJSONText(field string, raw json.RawMessage, wantObject bool) error {
+// checkJSONText validates raw JSON given by a Go producer, which an encoded
+// event holds inside depth arrays and objects.
+func checkJSONText(field string, raw json.RawMessage, depth int, wantObject bool) error {
 	if len(raw) == 0 {
 		return Errorf(Invalid, "%s: missing", field)
 	}
-	if err := checkJSON(raw); err != nil {
+	if err := checkNestedJSON(raw, depth); err != nil {
 		return Errorf(Invalid, "%s: not strict JSON: %v", field, err)
 	}
 	if wantObject {
@@ -409,10 +410,10 @@ func (c *Checkpoint) validate() error {
 			return err
 		}
 	}
-	if err := checkJSONText("checkpoint", c.State, true); err != nil {
+	if err := checkJSONText("checkpoint", c.State, 1, true); err != nil {
 		return err
 	}
-	return checkJSONText("metadata", c.Metadata, true)
+	return checkJSONText("metadata", c.Metadata, 1, true)
 }
 
 func (w *Writes) validate() error {
@@ -434,7 +435,7 @@ func (w *Writes) validate() error {
 		if err := checkID(field+".channel", wr.Channel); err != nil {
 			return err
 		}
-		if err := checkJSONText(field+".value", wr.Value, false); err != nil {
+		if err := checkJSONText(field+".value", wr.Value, 3, false); err != nil {
 			return err
 		}
 		if wr.Idx < math.MinInt32 || wr.Idx > math.MaxInt32 {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 )
@@ -10,8 +11,9 @@ import (
 const TimeFormat = time.RFC3339Nano
 
 // Encode validates e and returns its JSON encoding. Raw JSON values
-// (checkpoint, metadata, write values) are embedded byte for byte, so a
-// reader gets back exactly the text the producer gave. maxBytes <= 0 means
+// (checkpoint, metadata, write values) are embedded byte for byte, less any
+// whitespace around them (a json.Encoder's trailing newline), so a reader
+// gets back exactly the text the producer gave. maxBytes <= 0 means
 // DefaultMaxEventBytes; a larger encoding is an Invalid error, refused before
 // anything is published.
 func Encode(e *Event, maxBytes int) ([]byte, error) {
@@ -38,9 +40,9 @@ func Encode(e *Event, maxBytes int) ([]byte, error) {
 			b = appendField(b, "parent_checkpoint_id", c.ParentID)
 		}
 		b = append(b, `,"checkpoint":`...)
-		b = append(b, c.State...)
+		b = append(b, bytes.TrimSpace(c.State)...)
 		b = append(b, `,"metadata":`...)
-		b = append(b, c.Metadata...)
+		b = append(b, bytes.TrimSpace(c.Metadata)...)
 	case KindWritesPut:
 		w := e.Writes
 		b = appendField(b, "checkpoint_ns", w.NS)
@@ -58,7 +60,7 @@ func Encode(e *Event, maxBytes int) ([]byte, error) {
 			b = strconv.AppendInt(b, wr.Idx, 10)
 			b = appendField(b, "channel", wr.Channel)
 			b = append(b, `,"value":`...)
-			b = append(b, wr.Value...)
+			b = append(b, bytes.TrimSpace(wr.Value)...)
 			b = append(b, '}')
 		}
 		b = append(b, ']')

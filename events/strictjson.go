@@ -30,10 +30,14 @@ type scanner struct {
 
 // checkJSON reports whether data is exactly one strict JSON value, with
 // optional surrounding whitespace.
-func checkJSON(data []byte) error {
+func checkJSON(data []byte) error { return checkNestedJSON(data, 0) }
+
+// checkNestedJSON is checkJSON for a value that sits inside depth arrays and
+// objects of an event, which count towards MaxJSONDepth.
+func checkNestedJSON(data []byte, depth int) error {
 	s := &scanner{data: data}
 	s.skipSpace()
-	if err := s.value(0, nil); err != nil {
+	if err := s.value(depth, nil); err != nil {
 		return err
 	}
 	s.skipSpace()

@@ -51,11 +51,11 @@ func ThreadFromToken(token string) (threadID string, ok bool) {
 		return "", false
 	case strings.HasPrefix(token, "~"):
 		b, err := base64.RawURLEncoding.DecodeString(token[1:])
-		if err != nil || ThreadToken(string(b)) != token {
+		if err != nil || len(b) == 0 || ThreadToken(string(b)) != token {
 			return "", false
 		}
 		return string(b), true
-	case ThreadToken(token) == token:
+	case token != "" && ThreadToken(token) == token:
 		return token, true
 	}
 	return "", false

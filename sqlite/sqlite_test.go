@@ -35,6 +35,8 @@ func TestConformanceFile(t *testing.T) {
 
 func TestConformanceMemory(t *testing.T) {
 	storetest.Run(t, storetest.Backend{
-		Fresh: func(t *testing.T) projector.Store { return MustOpen(t, sqlite.Config{Path: sqlite.MemoryPath, Prefix: "mem"}) },
+		Fresh: func(t *testing.T) projector.Store {
+			return MustOpen(t, sqlite.Config{Path: sqlite.MemoryPath, Prefix: "mem"})
+		},
 	})
 }

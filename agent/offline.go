@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// DemoPrompts are the three user turns of the demo incident, in order. The
+// Offline model answers each sensibly, the later ones from what the earlier
+// turns established.
+var DemoPrompts = []string{
+	"Open the incident: checkout-api p99 is up 4x over the last 15 minutes.",
+	"What service did we deploy at 13:58 and is anything correlated?",
+	"Draft a one-sentence customer-facing status update.",
+}
+
+// Offline is a deterministic model that needs no network: it plays the
+// on-call incident commander of SystemPrompt over a small built-in deploy
+// log. It answers the latest user message from that message and the
+// conversation before it, so a turn can only use what earlier turns said.
+// Equal requests get equal responses; it uses no clock and no randomness,
+// never calls tools, and counts tokens as whitespace-separated words.
+type Offline struct{}
+
+var _ Model = Offline{}
+
+// Complete implements Model.
+func (Offline) Complete(ctx context.Context, req Request) (Response, error) {
+	if err := ctx.Err(); err != nil {
+		return Response{}, fmt.Errorf("offline model: %w", err)
+	}
+	last := -1
+	for j := len(req.Messages) - 1; j >= 0; j-- {
+		if req.Messages[j].Role == RoleUser {
+			last = j
+			break
+		}
+	}
+	if last < 0 {
+		return Response{}, errors.New("offline model: no user message")
+	}
+	reply := answer(req.Messages[last].Content, req.Messages[:last])
+	prompt := 0
+	for _, m := range req.Messages {
+		prompt += messageOverhead + countTokens(m.Content)
+	}
+	for _, t := range req.Tools {
+		prompt += countTokens(t.Name) + countTokens(t.Description)
+	}
+	return Response{
+		Message: Message{
+			Role:      RoleAssistant,
+			Content:   reply,
+			ToolCalls: []ToolCall{},
+			Metadata:  slices.Clone(emptyObject),
+		},
+		Usage:      Usage{PromptTokens: prompt, CompletionTokens: countTokens(reply)},
+		StopReason: StopReasonStop,
+	}, nil
+}
+
+// messageOverhead is the tokens Offline charges per message for its framing.
+const messageOverhead = 4
+
+func countTokens(s string) int { return len(strings.Fields(s)) }
+
+// deploy is one entry of Offline's deploy log.
+type deploy struct {
+	at, service, version, previous string
+	// callers are the services that call service on their request path.
+	callers []string
+}
+
+var deployLog = []deploy{
+	{at: "13:12", service: "search-indexer", version: "v7.3.1", previous: "v7.3.0", callers: []string{"catalog-api"}},
+	{at: "13:58", service: "payments-gateway", version: "v2.14.0", previous: "v2.13.4", callers: []string{"checkout-api"}},
+}
+
+// incident is what a user said is wrong.
+type incident struct {
+	service string // "checkout-api"
+	metric  string // "p99", "latency", "error rate"
+	factor  string // "4x"; "" when not given
+	window  string // "15 minutes"; "" when not given
+}
+
+var (
+	reSymptom = regexp.MustCompile(`([a-z0-9][a-z0-9-]*)\s+(p\d{2,3}|latency|error rate)\b`)
+	reFactor  = regexp.MustCompile(`\b(\d+(?:\.\d+)?x)\b`)
+	reWindow  = regexp.MustCompile(`\blast (\d+ (?:seconds?|minutes?|hours?))\b`)
+	reClock   = regexp.MustCompile(`\b\d{1,2}:\d{2}\b`)
+)
+
+// parseIncident finds a service and symptom in text.
+func parseIncident(text string) (incident, bool) {
+	t := strings.ToLower(text)
+	m := reSymptom.FindStringSubmatch(t)
+	if m == nil {
+		return incident{}, false
+	}
+	inc := incident{service: m[1], metric: m[2]}
+	if f := reFactor.FindStringSubmatch(t); f != nil {
+		inc.factor = f[1]
+	}
+	if w := reWindow.FindStringSubmatch(t); w != nil {
+		inc.window = w[1]
+	}
+	return inc, true
+}
+
+// knownIncident returns the incident opened most recently in history.
+func knownIncident(history []Message) (incident, bool) {
+	for _, m := range slices.Backward(history) {
+		if m.Role != RoleUser || !strings.Contains(strings.ToLower(m.Content), "incident") {
+			continue
+		}
+		if inc, ok := parseIncident(m.Content); ok {
+			return inc, true
+		}
+	}
+	return incident{}, false
+}
+
+// symptom describes inc for engineers: "p99 latency is up 4x over the last
+// 15 minutes".
+func (inc incident) symptom() string {
+	s := inc.metric
+	if strings.HasPrefix(s, "p") {
+		s += " latency"
+	}
+	if inc.factor != "" {
+		s += " is up " + inc.factor
+	} else {
+		s += " is elevated"
+	}
+	if inc.window != "" {
+		s += " over the last " + inc.window
+	}
+	return s
+}
+
+// answer is Offline's reply to prompt given the conversation before it.
+func answer(prompt string, history []Message) string {
+	p := strings.ToLower(prompt)
+	switch {
+	case strings.Contains(p, "incident"):
+		if inc, ok := parseIncident(prompt); ok {
+			return openIncident(inc)
+		}
+	case strings.Contains(p, "deploy"):
+		return deployAnswer(reClock.FindString(p), history)
+	case strings.Contains(p, "status update") || strings.Contains(p, "customer"):
+		return statusUpdate(history)
+	}
+	return fmt.Sprintf("Noted: %q. As incident commander I need a symptom, an affected service or a time to act on; tell me what you are seeing.", prompt)
+}
+
+func openIncident(inc incident) string {
+	return fmt.Sprintf("Incident opened for %s: %s. "+
+		"I am incident commander; severity is SEV-2 until we know how many orders are affected. "+
+		"Next: pull the deploy log for the last hour, compare %s error rates, and check its downstream dependencies.",
+		inc.service, inc.symptom(), inc.service)
+}
+
+func deployAnswer(at string, history []Message) string {
+	if at == "" {
+		var b strings.Builder
+		b.WriteString("Deploys today:")
+		for i, d := range deployLog {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s %s at %s", d.service, d.version, d.at)
+		}
+		b.WriteString(". Give me a time and I will check it against the incident.")
+		return b.String()
+	}
+	i := slices.IndexFunc(deployLog, func(d deploy) bool { return d.at == at })
+	if i < 0 {
+		return fmt.Sprintf("The deploy log has nothing at %s, so no deploy explains it.", at)
+	}
+	d := deployLog[i]
+	inc, ok := knownIncident(history)
+	if !ok {
+		return fmt.Sprintf("At %s we deployed %s %s. No incident is open in this conversation, so there is nothing to correlate it with yet.",
+			d.at, d.service, d.version)
+	}
+	if !slices.Contains(d.callers, inc.service) {
+		return fmt.Sprintf("At %s we deployed %s %s, but %s does not call %s, so it does not explain why %s %s.",
+			d.at, d.service, d.version, inc.service, d.service, inc.service, inc.symptom())
+	}
+	var others []string
+	for _, o := range deployLog {
+		if o.at != d.at && !slices.Contains(o.callers, inc.service) {
+			others = append(others, fmt.Sprintf("%s %s at %s", o.service, o.version, o.at))
+		}
+	}
+	s := fmt.Sprintf("At %s we deployed %s %s. It is the likely correlated change: %s calls %s on every order, "+
+		"and the trouble started right after it: %s %s.",
+		d.at, d.service, d.version, inc.service, d.service, inc.service, inc.symptom())
+	switch len(others) {
+	case 0:
+	case 1:
+		s += fmt.Sprintf(" The other deploy today (%s) does not touch %s.", others[0], inc.service)
+	default:
+		s += fmt.Sprintf(" The other deploys today (%s) do not touch %s.", strings.Join(others, ", "), inc.service)
+	}
+	return s + fmt.Sprintf(" Recommendation: roll back %s to %s and watch %s %s for ten minutes.",
+		d.service, d.previous, inc.service, inc.metric)
+}
+
+func statusUpdate(history []Message) string {
+	inc, ok := knownIncident(history)
+	if !ok {
+		return "We are investigating reports of degraded service and will post the next update within 30 minutes."
+	}
+	product := strings.TrimSuffix(inc.service, "-api")
+	what := "slow " + product + " for some customers"
+	if inc.metric == "error rate" {
+		what = "errors in " + product + " for some customers"
+	}
+	rollingBack := slices.ContainsFunc(history, func(m Message) bool {
+		return m.Role == RoleAssistant && strings.Contains(m.Content, "roll back")
+	})
+	if rollingBack {
+		return "We are investigating " + what + " and are rolling back a recent change to mitigate it, with the next update within 30 minutes."
+	}
+	return "We are investigating " + what + " and will post the next update within 30 minutes."
+}

@@ -1,0 +1,406 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/projector"
+)
+
+// statusByCode maps each error kind to its HTTP status: the one place the
+// query service makes that decision.
+var statusByCode = map[events.Code]int{
+	events.Invalid:     http.StatusBadRequest,
+	events.NotFound:    http.StatusNotFound,
+	events.Conflict:    http.StatusConflict,
+	events.Unavailable: http.StatusServiceUnavailable,
+	events.Internal:    http.StatusInternalServerError,
+}
+
+// Handler returns the HTTP API:
+//
+//	GET /v1/threads/{thread}/latest                       ?ns= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints                  ?ns= &filter= &before= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints/{id}             ?ns= &min_seq=            (with pending writes)
+//	GET /v1/threads/{thread}/checkpoints/{id}/writes      ?ns= &task= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints/{id}/ancestors   ?ns= &depth= &min_seq=
+//	GET /v1/checkpoints                                   ?thread= &ns= &filter= &before_seq= &limit= &min_seq=
+//	GET /healthz
+//
+// Path segments are URL-escaped ids. ns absent means the root namespace ""
+// for single-checkpoint reads and every namespace for lists; "ns=" is the
+// root namespace. min_seq is a stream sequence or "head" (the last event on
+// the thread's subject).
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/threads/{thread}/latest", s.handle(s.getLatest, "ns", "min_seq"))
+	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints", s.handle(s.getList, "ns", "filter", "before", "before_seq", "limit", "min_seq"))
+	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}", s.handle(s.getCheckpoint, "ns", "min_seq"))
+	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}/writes", s.handle(s.getWrites, "ns", "task", "min_seq"))
+	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}/ancestors", s.handle(s.getAncestors, "ns", "depth", "min_seq"))
+	mux.HandleFunc("GET /v1/checkpoints", s.handle(s.getList, "thread", "ns", "filter", "before_seq", "limit", "min_seq"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeBody(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, events.Errorf(events.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// params reads and validates request parameters.
+type params struct {
+	r *http.Request
+	q url.Values
+}
+
+// handle wraps an endpoint: it rejects unknown or repeated query
+// parameters, then writes the endpoint's body or its error.
+func (s *Service) handle(fn func(ctx context.Context, p params) ([]byte, error), allowed ...string) http.HandlerFunc {
+	ok := make(map[string]bool, len(allowed))
+	for _, a := range allowed {
+		ok[a] = true
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			s.writeError(w, r, events.Errorf(events.Invalid, "query string: %v", err))
+			return
+		}
+		for k, vs := range q {
+			if !ok[k] {
+				s.writeError(w, r, events.Errorf(events.Invalid, "unknown parameter %q", k))
+				return
+			}
+			if len(vs) > 1 {
+				s.writeError(w, r, events.Errorf(events.Invalid, "parameter %q given %d times", k, len(vs)))
+				return
+			}
+		}
+		body, err := fn(r.Context(), params{r: r, q: q})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeBody(w, http.StatusOK, body)
+	}
+}
+
+// id returns a path segment that must be a valid id.
+func (p params) id(name string) (string, error) {
+	v := p.r.PathValue(name)
+	if err := checkParam(name, v, false); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// str returns an optional query parameter and whether it was given.
+func (p params) str(name string) (string, bool, error) {
+	if !p.q.Has(name) {
+		return "", false, nil
+	}
+	v := p.q.Get(name)
+	return v, true, checkParam(name, v, true)
+}
+
+func checkParam(name, v string, emptyOK bool) error {
+	switch {
+	case v == "" && !emptyOK:
+		return events.Errorf(events.Invalid, "%s: must not be empty", name)
+	case len(v) > events.MaxIDBytes && name != "filter":
+		return events.Errorf(events.Invalid, "%s: longer than %d bytes", name, events.MaxIDBytes)
+	case !utf8.ValidString(v):
+		return events.Errorf(events.Invalid, "%s: not valid UTF-8", name)
+	}
+	return nil
+}
+
+func (p params) uint(name string) (uint64, error) {
+	v, ok, err := p.str(name)
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return 0, events.Errorf(events.Invalid, "%s: want a non-negative integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+func (p params) positive(name string) (int, error) {
+	v, ok, err := p.str(name)
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, events.Errorf(events.Invalid, "%s: want a positive integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+func (p params) minSeq() (MinSeq, error) {
+	v, ok, err := p.str("min_seq")
+	if err != nil || !ok {
+		return MinSeq{}, err
+	}
+	if v == "head" {
+		return MinSeq{Head: true}, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return MinSeq{}, events.Errorf(events.Invalid, "min_seq: want a stream sequence or \"head\", got %q", v)
+	}
+	return MinSeq{Seq: n}, nil
+}
+
+// key reads thread, ns and id; ns defaults to the root namespace.
+func (p params) key() (projector.CheckpointKey, error) {
+	var k projector.CheckpointKey
+	var err error
+	if k.ThreadID, err = p.id("thread"); err != nil {
+		return k, err
+	}
+	if k.ID, err = p.id("id"); err != nil {
+		return k, err
+	}
+	k.NS, _, err = p.str("ns")
+	return k, err
+}
+
+func (s *Service) getLatest(ctx context.Context, p params) ([]byte, error) {
+	thread, err := p.id("thread")
+	if err != nil {
+		return nil, err
+	}
+	ns, _, err := p.str("ns")
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.minSeq()
+	if err != nil {
+		return nil, err
+	}
+	cw, err := s.Checkpoint(ctx, projector.CheckpointKey{ThreadID: thread, NS: ns}, m)
+	if err != nil {
+		return nil, err
+	}
+	return appendCheckpoint(nil, cw.Version, cw.Writes, true), nil
+}
+
+func (s *Service) getCheckpoint(ctx context.Context, p params) ([]byte, error) {
+	k, err := p.key()
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.minSeq()
+	if err != nil {
+		return nil, err
+	}
+	cw, err := s.Checkpoint(ctx, k, m)
+	if err != nil {
+		return nil, err
+	}
+	return appendCheckpoint(nil, cw.Version, cw.Writes, true), nil
+}
+
+func (s *Service) getWrites(ctx context.Context, p params) ([]byte, error) {
+	k, err := p.key()
+	if err != nil {
+		return nil, err
+	}
+	task, _, err := p.str("task")
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.minSeq()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.Writes(ctx, k, task, m)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"writes":`)
+	b = appendWrites(b, ws)
+	return append(b, '}'), nil
+}
+
+func (s *Service) getAncestors(ctx context.Context, p params) ([]byte, error) {
+	k, err := p.key()
+	if err != nil {
+		return nil, err
+	}
+	depth, err := p.positive("depth")
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.minSeq()
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.Ancestors(ctx, k, depth, m)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"ancestors":[`)
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendCheckpoint(b, v, nil, false)
+	}
+	return append(b, ']', '}'), nil
+}
+
+func (s *Service) getList(ctx context.Context, p params) ([]byte, error) {
+	var lp ListParams
+	var err error
+	if p.r.PathValue("thread") != "" {
+		if lp.ThreadID, err = p.id("thread"); err != nil {
+			return nil, err
+		}
+	} else if lp.ThreadID, _, err = p.str("thread"); err != nil {
+		return nil, err
+	}
+	var given bool
+	if lp.NS, given, err = p.str("ns"); err != nil {
+		return nil, err
+	}
+	lp.AllNS = !given
+	filter, _, err := p.str("filter")
+	if err != nil {
+		return nil, err
+	}
+	lp.Filter = []byte(filter)
+	if lp.Before, _, err = p.str("before"); err != nil {
+		return nil, err
+	}
+	if lp.BeforeSeq, err = p.uint("before_seq"); err != nil {
+		return nil, err
+	}
+	if lp.Limit, err = p.positive("limit"); err != nil {
+		return nil, err
+	}
+	if lp.MinSeq, err = p.minSeq(); err != nil {
+		return nil, err
+	}
+	res, err := s.List(ctx, lp)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"checkpoints":[`)
+	for i, v := range res.Checkpoints {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendCheckpoint(b, v, nil, false)
+	}
+	b = append(b, `],"next_before_seq":`...)
+	if res.NextBeforeSeq == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendUint(b, res.NextBeforeSeq, 10)
+	}
+	return append(b, '}'), nil
+}
+
+// writeError maps err to a status and writes {code, message}. Internal
+// errors are logged and their text is not sent.
+func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := events.ErrorCode(err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		code = events.Unavailable
+	}
+	status, ok := statusByCode[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.cfg.Logger.Error("query failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	b := []byte(`{"code":`)
+	b = events.AppendString(b, string(code))
+	b = append(b, `,"message":`...)
+	b = events.AppendString(b, msg)
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		b = append(b, `,"applied_seq":`...)
+		b = strconv.AppendUint(b, ue.Applied, 10)
+		w.Header().Set("Retry-After", "1")
+	} else if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeBody(w, status, append(b, '}'))
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// appendCheckpoint writes one checkpoint object; the JSON values are the
+// stored text, embedded byte for byte.
+func appendCheckpoint(b []byte, v projector.Version, writes []projector.WriteRow, withWrites bool) []byte {
+	b = append(b, `{"thread_id":`...)
+	b = events.AppendString(b, v.ThreadID)
+	b = append(b, `,"checkpoint_ns":`...)
+	b = events.AppendString(b, v.NS)
+	b = append(b, `,"checkpoint_id":`...)
+	b = events.AppendString(b, v.ID)
+	b = append(b, `,"parent_checkpoint_id":`...)
+	if v.ParentID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = events.AppendString(b, v.ParentID)
+	}
+	b = append(b, `,"checkpoint":`...)
+	b = append(b, v.State...)
+	b = append(b, `,"metadata":`...)
+	b = append(b, v.Metadata...)
+	b = append(b, `,"created_at":`...)
+	b = events.AppendString(b, v.CreatedAt.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, v.Seq, 10)
+	b = append(b, `,"event_id":`...)
+	b = events.AppendString(b, v.EventID)
+	if withWrites {
+		b = append(b, `,"pending_writes":`...)
+		b = appendWrites(b, writes)
+	}
+	return append(b, '}')
+}
+
+func appendWrites(b []byte, ws []projector.WriteRow) []byte {
+	b = append(b, '[')
+	for i, w := range ws {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"task_id":`...)
+		b = events.AppendString(b, w.TaskID)
+		b = append(b, `,"task_path":`...)
+		b = events.AppendString(b, w.TaskPath)
+		b = append(b, `,"idx":`...)
+		b = strconv.AppendInt(b, w.Idx, 10)
+		b = append(b, `,"channel":`...)
+		b = events.AppendString(b, w.Channel)
+		b = append(b, `,"value":`...)
+		b = append(b, w.Value...)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, w.Seq, 10)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}

@@ -1,0 +1,407 @@
+// Package writer is the projection daemon: it pulls a fleet's events from
+// a durable JetStream consumer, applies them in batches through the
+// projector (one store transaction per batch) and acknowledges each message
+// only after its batch has committed. Invalid events and events the store
+// refuses are copied to the dead-letter stream with the reason and
+// terminated, while the rest keep flowing; store outages are ridden out
+// with exponential backoff and no acknowledgements.
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-io/cairn/broker"
+	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/projector"
+)
+
+// Defaults for Config.
+const (
+	DefaultBatchSize     = 500
+	DefaultLinger        = 2 * time.Millisecond
+	DefaultAckWait       = 30 * time.Second
+	DefaultMaxAckPending = 5000
+	DefaultMaxBackoff    = 10 * time.Second
+)
+
+// Config configures a Writer.
+type Config struct {
+	// Root and Fleet select the events: <root>.<fleet>.>. Defaults
+	// events.DefaultRoot and events.DefaultFleet.
+	Root, Fleet string
+	// Prefix is the store's table prefix; it names the durable consumer
+	// (broker.DurableName). Default projector.DefaultPrefix.
+	Prefix string
+	// Stream configures the streams created when missing.
+	Stream broker.StreamConfig
+	// BatchSize is the most events per transaction; default DefaultBatchSize.
+	BatchSize int
+	// Linger is how long a partial batch waits for more events; default
+	// DefaultLinger.
+	Linger time.Duration
+	// AckWait is the consumer's redelivery timeout; default DefaultAckWait.
+	AckWait time.Duration
+	// MaxAckPending bounds unacknowledged messages; default DefaultMaxAckPending.
+	MaxAckPending int
+	// MaxEventBytes: larger events are dead-lettered; default
+	// events.DefaultMaxEventBytes.
+	MaxEventBytes int
+	// MaxBackoff caps the wait between retries of a batch while the store
+	// is unavailable; default DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Root == "" {
+		c.Root = events.DefaultRoot
+	}
+	if c.Fleet == "" {
+		c.Fleet = events.DefaultFleet
+	}
+	if err := events.CheckNames(c.Root, c.Fleet); err != nil {
+		return err
+	}
+	if c.Prefix == "" {
+		c.Prefix = projector.DefaultPrefix
+	}
+	if err := projector.CheckPrefix(c.Prefix); err != nil {
+		return err
+	}
+	c.Stream.Root = c.Root
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Linger <= 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = events.DefaultMaxEventBytes
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Stats counts what a writer has done since it started.
+type Stats struct {
+	Applied, Duplicate, Conflict, Superseded, Ignored atomic.Int64
+	DeadLettered, Batches, Retries                    atomic.Int64
+}
+
+// Writer projects one fleet into one store.
+type Writer struct {
+	js    jetstream.JetStream
+	proj  *projector.Projector
+	cfg   Config
+	log   *slog.Logger
+	Stats Stats
+}
+
+// New returns a writer; Run starts it.
+func New(js jetstream.JetStream, store projector.Store, cfg Config) (*Writer, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Writer{js: js, proj: projector.New(store), cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Config returns the writer's configuration with defaults applied.
+func (w *Writer) Config() Config { return w.cfg }
+
+// EnsureConsumer creates the streams and the fleet's durable consumer if
+// they are missing and returns the consumer.
+func (w *Writer) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	st, err := broker.EnsureStreams(ctx, w.js, w.cfg.Stream)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       broker.DurableName(w.cfg.Fleet, w.cfg.Prefix),
+		Description:   fmt.Sprintf("cairn writer: fleet %s into prefix %s", w.cfg.Fleet, w.cfg.Prefix),
+		FilterSubject: events.FleetFilter(w.cfg.Root, w.cfg.Fleet),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxDeliver:    -1, // never drop an event because a store was down
+		MaxAckPending: w.cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer: %w", err)
+	}
+	return cons, nil
+}
+
+// Run consumes and projects until ctx is cancelled. It returns nil on
+// cancellation. Nothing is acknowledged that is not committed: messages in
+// hand when ctx ends are negatively acknowledged for redelivery.
+func (w *Writer) Run(ctx context.Context) error {
+	cons, err := w.EnsureConsumer(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.log.Info("writer started", "fleet", w.cfg.Fleet, "prefix", w.cfg.Prefix, "consumer", broker.DurableName(w.cfg.Fleet, w.cfg.Prefix))
+	in := make(chan jetstream.Msg, w.cfg.BatchSize)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case in <- m:
+		case <-ctx.Done():
+			_ = m.Nak()
+		}
+	}, jetstream.PullMaxMessages(w.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		w.log.Debug("consume", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cc.Stop()
+			<-cc.Closed()
+		})
+	}
+	defer stop()
+	for {
+		batch, ok := w.collect(ctx, in)
+		if !ok {
+			stop()
+			w.nakAll(batch)
+			for {
+				select {
+				case m := <-in:
+					_ = m.Nak()
+				default:
+					w.log.Info("writer stopped")
+					return nil
+				}
+			}
+		}
+		if err := w.process(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				w.nakAll(batch)
+				continue // collect sees ctx done and drains
+			}
+			return err
+		}
+	}
+}
+
+// collect waits for one message, then gathers what else arrives within the
+// linger time, up to the batch size. ok is false when ctx ended.
+func (w *Writer) collect(ctx context.Context, in <-chan jetstream.Msg) (batch []jetstream.Msg, ok bool) {
+	select {
+	case m := <-in:
+		batch = append(batch, m)
+	case <-ctx.Done():
+		return nil, false
+	}
+	timer := time.NewTimer(w.cfg.Linger)
+	defer timer.Stop()
+	for len(batch) < w.cfg.BatchSize {
+		select {
+		case m := <-in:
+			batch = append(batch, m)
+		case <-timer.C:
+			return batch, true
+		case <-ctx.Done():
+			return batch, false
+		}
+	}
+	return batch, true
+}
+
+func (w *Writer) nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// process decodes a batch, applies the valid events in one transaction
+// (retrying while the store is unavailable), then acknowledges them and
+// dead-letters the rest.
+func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
+	type item struct {
+		msg jetstream.Msg
+		seq uint64
+	}
+	var (
+		recs  []projector.Record
+		valid []item
+	)
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			// Not a JetStream message: cannot happen on a pull consumer.
+			w.log.Error("message without metadata", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		seq := md.Sequence.Stream
+		e, err := events.Decode(m.Data(), w.cfg.MaxEventBytes)
+		if err == nil {
+			err = events.CheckSubject(w.cfg.Root, m.Subject(), e)
+		}
+		if err != nil {
+			if err := w.deadLetter(ctx, m, seq, err); err != nil {
+				return err
+			}
+			continue
+		}
+		recs = append(recs, projector.Record{Seq: seq, Event: e})
+		valid = append(valid, item{m, seq})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	res, err := w.applyWithRetry(ctx, recs)
+	if err != nil {
+		return err
+	}
+	w.Stats.Batches.Add(1)
+	for i, it := range valid {
+		switch res.Outcomes[i] {
+		case projector.Failed:
+			if err := w.deadLetter(ctx, it.msg, it.seq, fmt.Errorf("store refused the event: %w", res.Errors[i])); err != nil {
+				return err
+			}
+			continue
+		case projector.Applied:
+			w.Stats.Applied.Add(1)
+		case projector.Duplicate:
+			w.Stats.Duplicate.Add(1)
+		case projector.Conflict:
+			w.Stats.Conflict.Add(1)
+			w.log.Warn("checkpoint conflict recorded", "thread_id", recs[i].Event.ThreadID, "stream_seq", it.seq, "event_id", recs[i].Event.EventID)
+		case projector.Superseded:
+			w.Stats.Superseded.Add(1)
+		case projector.Ignored:
+			w.Stats.Ignored.Add(1)
+		}
+		// Committed: acknowledge. A lost ack means a redelivery, which the
+		// projection recognises by its sequence and ignores.
+		_ = it.msg.Ack()
+	}
+	return nil
+}
+
+// applyWithRetry applies recs, retrying with exponential backoff while the
+// store is unavailable. It returns only on success or when ctx ends.
+func (w *Writer) applyWithRetry(ctx context.Context, recs []projector.Record) (projector.Result, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = w.cfg.MaxBackoff
+	b.MaxElapsedTime = 0
+	var res projector.Result
+	failures := 0
+	lastLog := time.Time{}
+	err := backoff.Retry(func() error {
+		var err error
+		res, err = w.proj.Apply(ctx, recs)
+		if err == nil {
+			if failures > 0 {
+				w.log.Info("store available again", "failed_attempts", failures)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return backoff.Permanent(ctx.Err())
+		}
+		failures++
+		w.Stats.Retries.Add(1)
+		// One line at the first failure, then at most one every 30 seconds.
+		if failures == 1 || time.Since(lastLog) > 30*time.Second {
+			w.log.Warn("store unavailable, retrying batch", "events", len(recs), "failed_attempts", failures, "err", err)
+			lastLog = time.Now()
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
+	return res, err
+}
+
+// Dead-letter headers.
+const (
+	HeaderReason    = "Cairn-Reason"
+	HeaderSubject   = "Cairn-Subject"
+	HeaderStreamSeq = "Cairn-Stream-Seq"
+	HeaderFailedAt  = "Cairn-Failed-At"
+	// HeaderOriginalPrefix prefixes the original Nats-* headers, which would
+	// otherwise act on the dead-letter stream (Nats-Msg-Id would dedupe).
+	HeaderOriginalPrefix = "Cairn-Original-"
+)
+
+// deadLetter copies m (payload and headers) to the dead-letter stream with
+// the reason, then terminates it. The copy's message id is derived from the
+// stream sequence, so a redelivery of the same message is not copied twice.
+func (w *Writer) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, cause error) error {
+	reason := headerSafe(cause.Error())
+	dl := nats.NewMsg(broker.DLQSubject(w.cfg.Root, m.Subject()))
+	dl.Data = m.Data()
+	for k, vs := range m.Headers() {
+		name := k
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			name = HeaderOriginalPrefix + k
+		}
+		for _, v := range vs {
+			dl.Header.Add(name, v)
+		}
+	}
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderSubject, m.Subject())
+	dl.Header.Set(HeaderStreamSeq, fmt.Sprint(seq))
+	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	id := fmt.Sprintf("dlq-%s-%d", broker.StreamName(w.cfg.Root), seq)
+	if _, err := broker.PublishMsg(ctx, w.js, dl, id, broker.DefaultAttemptTimeout, w.log); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("dead-letter stream seq %d: %w", seq, err)
+	}
+	w.Stats.DeadLettered.Add(1)
+	w.log.Warn("event dead-lettered", "stream_seq", seq, "subject", m.Subject(), "reason", reason)
+	if err := m.TermWithReason(reason); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		w.log.Debug("term", "stream_seq", seq, "err", err)
+	}
+	return nil
+}
+
+// headerSafe makes s usable as a header value: no control characters, at
+// most 1,000 bytes.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 1000 {
+		s = strings.ToValidUTF8(s[:1000], "")
+	}
+	return s
+}
