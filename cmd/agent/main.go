@@ -1,0 +1,198 @@
+// Command agent runs cairn's incident-commander agent demo and thread
+// maintenance. With no NATS_URL it runs the whole pipeline in-process (an
+// embedded JetStream server, a writer on SQLite and the query service, all
+// in --data-dir); with NATS_URL it publishes there and reads from
+// QUERY_URL. Every flag has an environment default; see --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-io/cairn/broker"
+	"github.com/cairn-io/cairn/cmd/internal/cli"
+	"github.com/cairn-io/cairn/demo"
+	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/pipeline"
+	"github.com/cairn-io/cairn/query"
+	"github.com/cairn-io/cairn/saver"
+)
+
+func main() {
+	ctx, stop := cli.SignalContext()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(cli.Exit("agent", err))
+}
+
+const usage = `Usage:
+  agent [demo] [flags]            run the incident-commander demo: three turns, lineage, rehydrate, writes
+  agent delete --thread T [flags] delete a thread (publishes thread.delete)
+
+With no NATS_URL the whole pipeline runs in this process, with its data in
+--data-dir. Run "agent demo --help" or "agent delete --help" for the flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "demo"
+	if len(args) > 0 && (args[0] == "demo" || args[0] == "delete") {
+		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	m := &Main{Stdout: stdout, Stderr: stderr}
+	if err := m.ParseFlags(cmd, args); err != nil {
+		return err
+	}
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	defer m.Close()
+	if cmd == "delete" {
+		return m.Delete(ctx)
+	}
+	return m.Demo(ctx)
+}
+
+// Main is the agent command.
+type Main struct {
+	Stdout, Stderr io.Writer
+
+	NATS     cli.NATS
+	QueryURL string
+	DataDir  string
+	Thread   string
+	Cleanup  bool
+	Log      cli.Logging
+
+	logger *slog.Logger
+	saver  *saver.Saver
+	close  []func()
+}
+
+// ParseFlags parses the flags of subcommand cmd.
+func (m *Main) ParseFlags(cmd string, args []string) error {
+	fs := flag.NewFlagSet("agent "+cmd, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	m.NATS.Register(fs, "")
+	cli.String(fs, &m.QueryURL, "query-url", "QUERY_URL", "http://127.0.0.1:8181", "query service URL (used with --nats-url)")
+	cli.String(fs, &m.DataDir, "data-dir", "CAIRN_DATA_DIR", ".cairn", "data directory of the in-process pipeline (without --nats-url)")
+	m.Log.Register(fs, "warn")
+	threadHelp := "thread id (default: a new incident-<random> thread per run)"
+	if cmd == "delete" {
+		threadHelp = "thread id to delete (required)"
+	} else {
+		fs.BoolVar(&m.Cleanup, "cleanup", false, "delete the thread at the end and show it is gone")
+	}
+	fs.StringVar(&m.Thread, "thread", "", threadHelp)
+	fs.Usage = func() {
+		fmt.Fprintf(m.Stderr, "Usage: agent %s [flags]\n\nFlags:\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := m.NATS.Check(); err != nil {
+		return err
+	}
+	if cmd == "delete" && m.Thread == "" {
+		return cli.Usagef("delete needs --thread")
+	}
+	if m.Thread == "" {
+		m.Thread = "incident-" + uuid.NewString()[:8]
+	}
+	var err error
+	m.logger, err = m.Log.Logger(m.Stderr)
+	return err
+}
+
+// Open connects to NATS and the query service, or starts the in-process
+// pipeline when no NATS URL is set.
+func (m *Main) Open(ctx context.Context) error {
+	if m.NATS.URL == "" {
+		p, err := pipeline.Start(ctx, pipeline.Config{
+			Dir: m.DataDir, Root: m.NATS.Root, Fleet: m.NATS.Fleet, Logger: m.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("start the in-process pipeline in %s: %w", m.DataDir, err)
+		}
+		m.close = append(m.close, func() { p.Close() })
+		abs, _ := filepath.Abs(m.DataDir)
+		fmt.Fprintf(m.Stdout, "in-process pipeline: JetStream %s (data %s), SQLite %s, query service %s\n",
+			p.NATS.URL(), filepath.Join(abs, "nats"), filepath.Join(abs, "cairn.db"), p.QueryURL)
+		m.saver = saver.New(p.Publisher, query.NewClient(p.QueryURL, nil))
+		return nil
+	}
+	cfg := m.NATS.ConnConfig
+	cfg.Name = "cairn-agent"
+	nc, err := broker.Connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	m.close = append(m.close, func() { nc.Close() })
+	pub, err := m.publisher(ctx, nc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "publishing to %s (fleet %s), reading from %s\n", m.NATS.URL, m.NATS.Fleet, m.QueryURL)
+	m.saver = saver.New(pub, query.NewClient(m.QueryURL, nil))
+	return nil
+}
+
+func (m *Main) publisher(ctx context.Context, nc *nats.Conn) (*broker.Publisher, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := broker.EnsureStreams(ctx, js, broker.StreamConfig{Root: m.NATS.Root}); err != nil {
+		return nil, err
+	}
+	return broker.NewPublisher(js, broker.PublisherConfig{Root: m.NATS.Root, Fleet: m.NATS.Fleet, Logger: m.logger})
+}
+
+// Close releases what Open started.
+func (m *Main) Close() {
+	for i := len(m.close) - 1; i >= 0; i-- {
+		m.close[i]()
+	}
+}
+
+// Demo runs the demo.
+func (m *Main) Demo(ctx context.Context) error {
+	_, err := demo.Run(ctx, m.saver, demo.Config{
+		ThreadID: m.Thread, RunID: uuid.NewString(), AgentID: "incident-commander",
+		Cleanup: m.Cleanup, Out: m.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	if !m.Cleanup {
+		fmt.Fprintf(m.Stdout, "\nthread %s is kept; delete it with: agent delete --thread %s\n", m.Thread, m.Thread)
+	}
+	return nil
+}
+
+// Delete deletes a thread and waits until the query service no longer
+// returns it.
+func (m *Main) Delete(ctx context.Context) error {
+	seq, err := m.saver.DeleteThread(ctx, m.Thread)
+	if err != nil {
+		return err
+	}
+	if _, err := m.saver.Get(ctx, saver.Ref{ThreadID: m.Thread}); !errors.Is(err, events.ErrNotFound) {
+		return fmt.Errorf("thread %s deleted at stream seq %d, but a read still answers: %v", m.Thread, seq, err)
+	}
+	fmt.Fprintf(m.Stdout, "thread %s deleted (stream seq %d)\n", m.Thread, seq)
+	return nil
+}

@@ -1,0 +1,191 @@
+// Package cli holds what cairn's three commands share: flags whose defaults
+// come from the environment, NATS connection and store selection flags,
+// logging set-up and the signal-aware context. Only commands import it;
+// nothing else in cairn reads flags or the environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairn-io/cairn/broker"
+	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/projector"
+	"github.com/cairn-io/cairn/sqlite"
+)
+
+// Env returns the environment variable name, or def when it is unset.
+func Env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// String registers a string flag whose default comes from env (shown in
+// the usage text).
+func String(fs *flag.FlagSet, p *string, name, env, def, usage string) {
+	fs.StringVar(p, name, Env(env, def), fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Int registers an int flag whose default comes from env.
+func Int(fs *flag.FlagSet, p *int, name, env string, def int, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.Atoi(s); err == nil {
+			v = n
+		}
+	}
+	fs.IntVar(p, name, v, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Duration registers a duration flag whose default comes from env.
+func Duration(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(env); ok {
+		if d, err := time.ParseDuration(s); err == nil {
+			v = d
+		}
+	}
+	fs.DurationVar(p, name, v, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Parse parses args with fs. It returns flag.ErrHelp after printing usage
+// for -h/--help, and a usage error for stray arguments.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return nil
+}
+
+// Exit turns a command's error into an exit code: 0 for nil and for
+// --help, 2 for usage errors, 1 otherwise, printing the error to stderr.
+func Exit(prog string, err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+// Usagef returns a usage error (exit status 2).
+func Usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// SignalContext returns a context cancelled by SIGINT or SIGTERM.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Logging holds the log flags.
+type Logging struct {
+	Level  string
+	Format string
+}
+
+// Register adds --log-level and --log-format.
+func (l *Logging) Register(fs *flag.FlagSet, defLevel string) {
+	String(fs, &l.Level, "log-level", "CAIRN_LOG_LEVEL", defLevel, "log level: debug, info, warn or error")
+	String(fs, &l.Format, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
+}
+
+// Logger builds the logger; logs go to w (stderr in the commands).
+func (l *Logging) Logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", l.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, Usagef("--log-format %q: want text or json", l.Format)
+}
+
+// NATS holds the NATS connection flags.
+type NATS struct {
+	broker.ConnConfig
+	Root, Fleet string
+}
+
+// Register adds the connection, subject root and fleet flags. defURL is
+// the default URL ("" means none: the command decides what that means).
+func (n *NATS) Register(fs *flag.FlagSet, defURL string) {
+	String(fs, &n.URL, "nats-url", "NATS_URL", defURL, "NATS server URL(s), comma-separated")
+	String(fs, &n.User, "nats-user", "NATS_USER", "", "NATS user")
+	String(fs, &n.Password, "nats-password", "NATS_PASSWORD", "", "NATS password")
+	String(fs, &n.Token, "nats-token", "NATS_TOKEN", "", "NATS token")
+	String(fs, &n.CredsFile, "nats-creds", "NATS_CREDS", "", "NATS credentials file (nkeys/JWT)")
+	String(fs, &n.CAFile, "nats-ca", "NATS_CA", "", "CA certificate to verify the NATS server (TLS)")
+	String(fs, &n.CertFile, "nats-cert", "NATS_CERT", "", "client certificate for NATS (mutual TLS)")
+	String(fs, &n.KeyFile, "nats-key", "NATS_KEY", "", "client key for NATS (mutual TLS)")
+	String(fs, &n.Root, "root", "CAIRN_ROOT", events.DefaultRoot, "subject root")
+	String(fs, &n.Fleet, "fleet", "CAIRN_FLEET", events.DefaultFleet, "fleet: events go to <root>.<fleet>.<thread>")
+}
+
+// Check validates the names.
+func (n *NATS) Check() error {
+	if err := events.CheckNames(n.Root, n.Fleet); err != nil {
+		return Usagef("%v", err)
+	}
+	return nil
+}
+
+// Store holds the store selection flags.
+type Store struct {
+	Kind       string
+	Prefix     string
+	SQLitePath string
+}
+
+// Register adds --store, --prefix and the per-store flags.
+func (s *Store) Register(fs *flag.FlagSet) {
+	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite")
+	String(fs, &s.Prefix, "prefix", "CAIRN_PREFIX", projector.DefaultPrefix, "table prefix")
+	String(fs, &s.SQLitePath, "sqlite-path", "CAIRN_SQLITE_PATH", "cairn.db", "SQLite database file (store sqlite)")
+}
+
+// Open opens the selected store.
+func (s *Store) Open(ctx context.Context) (projector.Store, error) {
+	if err := projector.CheckPrefix(s.Prefix); err != nil {
+		return nil, Usagef("--prefix: %v", err)
+	}
+	switch strings.ToLower(s.Kind) {
+	case "sqlite":
+		return sqlite.Open(ctx, sqlite.Config{Path: s.SQLitePath, Prefix: s.Prefix})
+	}
+	return nil, Usagef("--store %q: want sqlite", s.Kind)
+}
+
+// Describe names the store for logs, without secrets.
+func (s *Store) Describe() string {
+	switch strings.ToLower(s.Kind) {
+	case "sqlite":
+		return "sqlite:" + s.SQLitePath + " prefix " + s.Prefix
+	}
+	return s.Kind + " prefix " + s.Prefix
+}
