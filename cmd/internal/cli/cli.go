@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/postgres"
 	"github.com/cairn-io/cairn/projector"
 	"github.com/cairn-io/cairn/sqlite"
 )
@@ -157,16 +159,18 @@ func (n *NATS) Check() error {
 
 // Store holds the store selection flags.
 type Store struct {
-	Kind       string
-	Prefix     string
-	SQLitePath string
+	Kind        string
+	Prefix      string
+	SQLitePath  string
+	PostgresURL string
 }
 
 // Register adds --store, --prefix and the per-store flags.
 func (s *Store) Register(fs *flag.FlagSet) {
-	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite")
+	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite or postgres")
 	String(fs, &s.Prefix, "prefix", "CAIRN_PREFIX", projector.DefaultPrefix, "table prefix")
 	String(fs, &s.SQLitePath, "sqlite-path", "CAIRN_SQLITE_PATH", "cairn.db", "SQLite database file (store sqlite)")
+	String(fs, &s.PostgresURL, "postgres-url", "CAIRN_POSTGRES_URL", "", "PostgreSQL connection URL, e.g. postgres://user:pass@127.0.0.1:5432/cairn (store postgres)")
 }
 
 // Open opens the selected store.
@@ -177,8 +181,13 @@ func (s *Store) Open(ctx context.Context) (projector.Store, error) {
 	switch strings.ToLower(s.Kind) {
 	case "sqlite":
 		return sqlite.Open(ctx, sqlite.Config{Path: s.SQLitePath, Prefix: s.Prefix})
+	case "postgres":
+		if s.PostgresURL == "" {
+			return nil, Usagef("--store postgres needs --postgres-url (or CAIRN_POSTGRES_URL)")
+		}
+		return postgres.Open(ctx, postgres.Config{URL: s.PostgresURL, Prefix: s.Prefix})
 	}
-	return nil, Usagef("--store %q: want sqlite", s.Kind)
+	return nil, Usagef("--store %q: want sqlite or postgres", s.Kind)
 }
 
 // Describe names the store for logs, without secrets.
@@ -186,6 +195,17 @@ func (s *Store) Describe() string {
 	switch strings.ToLower(s.Kind) {
 	case "sqlite":
 		return "sqlite:" + s.SQLitePath + " prefix " + s.Prefix
+	case "postgres":
+		return "postgres:" + redactURL(s.PostgresURL) + " prefix " + s.Prefix
 	}
 	return s.Kind + " prefix " + s.Prefix
+}
+
+// redactURL hides the password of a connection URL for logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
