@@ -79,11 +79,25 @@ type Write struct {
 }
 
 func threadPath(thread string, rest ...string) string {
-	p := "/v1/threads/" + url.PathEscape(thread)
+	p := "/v1/threads/" + pathSegment(thread)
 	for _, r := range rest {
-		p += "/" + url.PathEscape(r)
+		p += "/" + pathSegment(r)
 	}
 	return p
+}
+
+// pathSegment escapes an id as one path segment. The ids "." and ".." are
+// escaped too: as they are, URL resolution removes them as dot segments and
+// the request reaches another endpoint ("/v1/threads/../checkpoints" is
+// "/v1/checkpoints").
+func pathSegment(id string) string {
+	switch id {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(id)
 }
 
 func (m MinSeq) set(q url.Values) {

@@ -7,6 +7,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -104,8 +105,11 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("events up to seq %d are not all projected yet (projected through %d)", e.Want, e.Applied)
 }
 
-// Is makes errors.Is(err, events.ErrUnavailable) true.
-func (e *UnavailableError) Is(target error) bool { return target == events.ErrUnavailable }
+// Unwrap returns an Unavailable *events.Error, so that events.ErrorCode
+// reports Unavailable and errors.Is(err, events.ErrUnavailable) is true.
+func (e *UnavailableError) Unwrap() error {
+	return &events.Error{Code: events.Unavailable, Message: e.Error()}
+}
 
 // Wait blocks until every event up to m is committed or dead-lettered, or
 // the configured timeout passes. threadID resolves a head requirement.
@@ -133,16 +137,20 @@ func (s *Service) Wait(ctx context.Context, m MinSeq, threadID string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
 	defer cancel()
 	var applied uint64
+	var lastErr error
 	for {
 		ok, floor, err := s.pos.Covered(ctx, want)
 		if err == nil && ok {
 			return nil
 		}
-		applied = max(applied, floor)
+		applied, lastErr = max(applied, floor), err
 		select {
 		case <-ctx.Done():
-			if err != nil && events.ErrorCode(err) != events.Unavailable && ctx.Err() == nil {
-				return err
+			// A broker that cannot answer, or a projection that has not
+			// caught up, is worth retrying; any other failure is not.
+			if lastErr != nil && events.ErrorCode(lastErr) != events.Unavailable &&
+				!errors.Is(lastErr, context.DeadlineExceeded) && !errors.Is(lastErr, context.Canceled) {
+				return lastErr
 			}
 			return &UnavailableError{Want: want, Applied: applied}
 		case <-time.After(s.cfg.PollInterval):
