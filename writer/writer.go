@@ -181,17 +181,29 @@ func (w *Writer) Run(ctx context.Context) error {
 		return fmt.Errorf("consume: %w", err)
 	}
 	var stopOnce sync.Once
-	stop := func() {
+	stop := func(drain bool) {
 		stopOnce.Do(func() {
-			cc.Stop()
+			if drain {
+				cc.Drain()
+			} else {
+				cc.Stop()
+			}
 			<-cc.Closed()
 		})
 	}
-	defer stop()
+	defer stop(false)
+	// held are the messages of batches that ctx cut short. They are
+	// negatively acknowledged only once the subscription is gone: a nak
+	// while it is live redelivers the message to this stopping writer, and
+	// one in flight when it unsubscribes waits out AckWait on the server.
+	var held []jetstream.Msg
 	for {
 		batch, ok := w.collect(ctx, in)
 		if !ok {
-			stop()
+			// Drain, not stop: messages the client holds go through the
+			// handler, which naks them now that ctx is done.
+			stop(true)
+			w.nakAll(held)
 			w.nakAll(batch)
 			for {
 				select {
@@ -205,7 +217,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		if err := w.process(ctx, batch); err != nil {
 			if ctx.Err() != nil {
-				w.nakAll(batch)
+				held = append(held, batch...)
 				continue // collect sees ctx done and drains
 			}
 			return err
@@ -351,6 +363,11 @@ const (
 	HeaderSubject   = "Cairn-Subject"
 	HeaderStreamSeq = "Cairn-Stream-Seq"
 	HeaderFailedAt  = "Cairn-Failed-At"
+	// HeaderPayloadOmitted is set on a dead letter that carries no payload
+	// because the event, with the dead-letter headers added, would exceed
+	// the broker's max_payload; the event stays in the event stream at
+	// HeaderStreamSeq.
+	HeaderPayloadOmitted = "Cairn-Payload-Omitted"
 	// HeaderOriginalPrefix prefixes the original Nats-* headers, which would
 	// otherwise act on the dead-letter stream (Nats-Msg-Id would dedupe).
 	HeaderOriginalPrefix = "Cairn-Original-"
@@ -377,7 +394,16 @@ func (w *Writer) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, ca
 	dl.Header.Set(HeaderStreamSeq, fmt.Sprint(seq))
 	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	id := fmt.Sprintf("dlq-%s-%d", broker.StreamName(w.cfg.Root), seq)
-	if _, err := broker.PublishMsg(ctx, w.js, dl, id, broker.DefaultAttemptTimeout, w.log); err != nil {
+	_, err := broker.PublishMsg(ctx, w.js, dl, id, broker.DefaultAttemptTimeout, w.log)
+	if errors.Is(err, events.ErrInvalid) {
+		// Over the broker's max_payload with our headers: an event that
+		// only just fit. Dead-letter it without its payload rather than
+		// stop the writer on it for good.
+		dl.Data = nil
+		dl.Header.Set(HeaderPayloadOmitted, fmt.Sprintf("%d bytes, over the broker's max_payload with these headers", len(m.Data())))
+		_, err = broker.PublishMsg(ctx, w.js, dl, id, broker.DefaultAttemptTimeout, w.log)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
