@@ -28,29 +28,39 @@ import (
 	"github.com/cairn-io/cairn/saver"
 )
 
+// commands are agent's subcommands; each file registers its own.
+var commands = cli.Commands{
+	Program: "agent",
+	Default: "demo",
+	Intro: `With no NATS_URL the whole pipeline runs in this process, with its data in
+--data-dir; with NATS_URL the agent publishes there and reads from QUERY_URL.`,
+}
+
+func init() {
+	commands.Add("demo", cli.Command{
+		Summary: "run the incident-commander demo: three turns, lineage, rehydrate, writes",
+		Run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return runMain(ctx, "demo", args, stdout, stderr)
+		},
+	})
+	commands.Add("delete", cli.Command{
+		Summary: "delete a thread (publishes thread.delete) and wait until reads no longer see it",
+		Run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return runMain(ctx, "delete", args, stdout, stderr)
+		},
+	})
+}
+
 func main() {
 	ctx, stop := cli.SignalContext()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := commands.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(cli.Exit("agent", err))
 }
 
-const usage = `Usage:
-  agent [demo] [flags]            run the incident-commander demo: three turns, lineage, rehydrate, writes
-  agent delete --thread T [flags] delete a thread (publishes thread.delete)
-
-With no NATS_URL the whole pipeline runs in this process, with its data in
---data-dir. Run "agent demo --help" or "agent delete --help" for the flags.
-`
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "demo"
-	if len(args) > 0 && (args[0] == "demo" || args[0] == "delete") {
-		cmd, args = args[0], args[1:]
-	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
+// runMain parses the shared flags of cmd, opens the pipeline or the remote
+// connections, and runs cmd.
+func runMain(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	m := &Main{Stdout: stdout, Stderr: stderr}
 	if err := m.ParseFlags(cmd, args); err != nil {
 		return err

@@ -21,36 +21,37 @@ import (
 	"github.com/cairn-io/cairn/writer"
 )
 
-func main() {
-	ctx, stop := cli.SignalContext()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.Exit("writer", err))
+// commands are writer's subcommands; each file registers its own.
+var commands = cli.Commands{Program: "writer", Default: "run"}
+
+func init() {
+	commands.Add("run", cli.Command{
+		Summary: "project events into the store until SIGINT/SIGTERM",
+		Run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			m := &Main{Stdout: stdout, Stderr: stderr}
+			if err := m.ParseFlags("run", args); err != nil {
+				return err
+			}
+			return m.Run(ctx)
+		},
+	})
+	commands.Add("redrive", cli.Command{
+		Summary: "republish dead letters that now decode, then remove them",
+		Run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			m := &Main{Stdout: stdout, Stderr: stderr}
+			if err := m.ParseFlags("redrive", args); err != nil {
+				return err
+			}
+			return m.Redrive(ctx)
+		},
+	})
 }
 
-const usage = `Usage:
-  writer [run] [flags]      project events into the store until SIGINT/SIGTERM
-  writer redrive [flags]    republish dead letters that now decode, then remove them
-
-Run "writer run --help" or "writer redrive --help" for the flags.
-`
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "redrive") {
-		cmd, args = args[0], args[1:]
-	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	m := &Main{Stdout: stdout, Stderr: stderr}
-	if err := m.ParseFlags(cmd, args); err != nil {
-		return err
-	}
-	if cmd == "redrive" {
-		return m.Redrive(ctx)
-	}
-	return m.Run(ctx)
+func main() {
+	ctx, stop := cli.SignalContext()
+	err := commands.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(cli.Exit("writer", err))
 }
 
 // Main is the writer command: flags parsed into fields, then Run or Redrive.
