@@ -85,6 +85,10 @@ type Main struct {
 	Thread   string
 	Cleanup  bool
 	Log      cli.Logging
+	// Flags, if set, registers a subcommand's own flags. ParseFlags calls it
+	// after registering the shared flags (so it may adjust their usage) and
+	// before parsing.
+	Flags func(fs *flag.FlagSet)
 
 	logger *slog.Logger
 	saver  *saver.Saver
@@ -102,10 +106,13 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	threadHelp := "thread id (default: a new incident-<random> thread per run)"
 	if cmd == "delete" {
 		threadHelp = "thread id to delete (required)"
-	} else {
+	} else if cmd == "demo" {
 		fs.BoolVar(&m.Cleanup, "cleanup", false, "delete the thread at the end and show it is gone")
 	}
 	fs.StringVar(&m.Thread, "thread", "", threadHelp)
+	if m.Flags != nil {
+		m.Flags(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(m.Stderr, "Usage: agent %s [flags]\n\nFlags:\n", cmd)
 		fs.PrintDefaults()
@@ -131,16 +138,26 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 // pipeline when no NATS URL is set.
 func (m *Main) Open(ctx context.Context) error {
 	if m.NATS.URL == "" {
-		p, err := pipeline.Start(ctx, pipeline.Config{
-			Dir: m.DataDir, Root: m.NATS.Root, Fleet: m.NATS.Fleet, Logger: m.logger,
-		})
+		pc := pipeline.Config{Dir: m.DataDir, Root: m.NATS.Root, Fleet: m.NATS.Fleet, Logger: m.logger}
+		abs, _ := filepath.Abs(m.DataDir)
+		storeName := "SQLite " + filepath.Join(abs, "cairn.db")
+		// With ORACLE_DSN (and friends) set, the pipeline projects into
+		// Oracle, as the reference notebook does.
+		if st, ok := cli.OracleFromEnv(); ok {
+			store, err := st.Open(ctx)
+			if err != nil {
+				return fmt.Errorf("open the Oracle store (ORACLE_DSN is set): %w", err)
+			}
+			m.close = append(m.close, func() { store.Close() })
+			pc.Store, pc.Prefix, storeName = store, st.Prefix, st.Describe()
+		}
+		p, err := pipeline.Start(ctx, pc)
 		if err != nil {
 			return fmt.Errorf("start the in-process pipeline in %s: %w", m.DataDir, err)
 		}
 		m.close = append(m.close, func() { p.Close() })
-		abs, _ := filepath.Abs(m.DataDir)
-		fmt.Fprintf(m.Stdout, "in-process pipeline: JetStream %s (data %s), SQLite %s, query service %s\n",
-			p.NATS.URL(), filepath.Join(abs, "nats"), filepath.Join(abs, "cairn.db"), p.QueryURL)
+		fmt.Fprintf(m.Stdout, "in-process pipeline: JetStream %s (data %s), %s, query service %s\n",
+			p.NATS.URL(), filepath.Join(abs, "nats"), storeName, p.QueryURL)
 		m.saver = saver.New(p.Publisher, query.NewClient(p.QueryURL, nil))
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/events"
+	"github.com/cairn-io/cairn/oracle"
 	"github.com/cairn-io/cairn/postgres"
 	"github.com/cairn-io/cairn/projector"
 	"github.com/cairn-io/cairn/sqlite"
@@ -60,6 +61,37 @@ func Duration(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Dur
 		}
 	}
 	fs.DurationVar(p, name, v, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Bool registers a bool flag whose default comes from env (1, true, 0,
+// false, ...).
+func Bool(fs *flag.FlagSet, p *bool, name, env string, def bool, usage string) {
+	v := def
+	if s, ok := os.LookupEnv(env); ok {
+		if b, err := strconv.ParseBool(s); err == nil {
+			v = b
+		}
+	}
+	fs.BoolVar(p, name, v, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// Secret registers a string flag whose default comes from env, like
+// String, but whose value the usage text never shows (only that it is set).
+func Secret(fs *flag.FlagSet, p *string, name, env, usage string) {
+	*p = Env(env, "")
+	fs.Var((*secretValue)(p), name, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// secretValue is a flag.Value that hides its value from the usage text.
+type secretValue string
+
+func (s *secretValue) Set(v string) error { *s = secretValue(v); return nil }
+
+func (s *secretValue) String() string {
+	if s == nil || *s == "" {
+		return ""
+	}
+	return "(set)"
 }
 
 // Parse parses args with fs. It returns flag.ErrHelp after printing usage
@@ -163,14 +195,33 @@ type Store struct {
 	Prefix      string
 	SQLitePath  string
 	PostgresURL string
+	// Oracle holds the Oracle flags; its Prefix is set from Prefix.
+	Oracle oracle.Config
 }
 
 // Register adds --store, --prefix and the per-store flags.
 func (s *Store) Register(fs *flag.FlagSet) {
-	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite or postgres")
+	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite, postgres or oracle")
 	String(fs, &s.Prefix, "prefix", "CAIRN_PREFIX", projector.DefaultPrefix, "table prefix")
 	String(fs, &s.SQLitePath, "sqlite-path", "CAIRN_SQLITE_PATH", "cairn.db", "SQLite database file (store sqlite)")
 	String(fs, &s.PostgresURL, "postgres-url", "CAIRN_POSTGRES_URL", "", "PostgreSQL connection URL, e.g. postgres://user:pass@127.0.0.1:5432/cairn (store postgres)")
+	s.registerOracle(fs)
+}
+
+// registerOracle adds the Oracle flags, named after the variables the
+// reference notebook reads (ORACLE_DSN and friends).
+func (s *Store) registerOracle(fs *flag.FlagSet) {
+	o := &s.Oracle
+	String(fs, &o.DSN, "oracle-dsn", "ORACLE_DSN", "", "Oracle connect string (host:1521/FREEPDB1) or tnsnames alias (mydb_high, with --oracle-wallet) (store oracle)")
+	String(fs, &o.User, "oracle-user", "ORACLE_USER", "", "Oracle user (store oracle)")
+	Secret(fs, &o.Password, "oracle-password", "ORACLE_PASSWORD", "Oracle `password` (store oracle)")
+	String(fs, &o.WalletDir, "oracle-wallet", "ORACLE_WALLET", "", "unzipped wallet directory, e.g. of an Autonomous Database: its tnsnames.ora, sqlnet.ora and cwallet.sso (store oracle)")
+	Secret(fs, &o.WalletPassword, "oracle-wallet-password", "ORACLE_WALLET_PASSWORD", "wallet `password`: accepted, but Oracle Client cannot use one; the wallet must hold the auto-login cwallet.sso (store oracle)")
+	Int(fs, &o.PoolMinSessions, "oracle-pool-min", "CAIRN_ORACLE_POOL_MIN", oracle.DefaultPoolMinSessions, "sessions the OCI pool keeps open (store oracle)")
+	Int(fs, &o.PoolMaxSessions, "oracle-pool-max", "CAIRN_ORACLE_POOL_MAX", oracle.DefaultPoolMaxSessions, "most sessions in the OCI pool, at least 2 (store oracle)")
+	Int(fs, &o.PoolIncrement, "oracle-pool-increment", "CAIRN_ORACLE_POOL_INCREMENT", oracle.DefaultPoolIncrement, "sessions the OCI pool opens at a time (store oracle)")
+	Duration(fs, &o.CallTimeout, "oracle-call-timeout", "CAIRN_ORACLE_CALL_TIMEOUT", oracle.DefaultCallTimeout, "longest transaction or read; past it the call is interrupted and retried (store oracle)")
+	Bool(fs, &o.NoDDL, "oracle-no-ddl", "CAIRN_ORACLE_NO_DDL", false, "create no tables: check that the schema (oracle/schema.sql, applied by a DBA) is there and fail if not (store oracle)")
 }
 
 // Open opens the selected store.
@@ -186,8 +237,15 @@ func (s *Store) Open(ctx context.Context) (projector.Store, error) {
 			return nil, Usagef("--store postgres needs --postgres-url (or CAIRN_POSTGRES_URL)")
 		}
 		return postgres.Open(ctx, postgres.Config{URL: s.PostgresURL, Prefix: s.Prefix})
+	case "oracle":
+		if s.Oracle.DSN == "" {
+			return nil, Usagef("--store oracle needs --oracle-dsn (or ORACLE_DSN)")
+		}
+		cfg := s.Oracle
+		cfg.Prefix = s.Prefix
+		return oracle.Open(ctx, cfg)
 	}
-	return nil, Usagef("--store %q: want sqlite or postgres", s.Kind)
+	return nil, Usagef("--store %q: want sqlite, postgres or oracle", s.Kind)
 }
 
 // Describe names the store for logs, without secrets.
@@ -197,8 +255,20 @@ func (s *Store) Describe() string {
 		return "sqlite:" + s.SQLitePath + " prefix " + s.Prefix
 	case "postgres":
 		return "postgres:" + redactURL(s.PostgresURL) + " prefix " + s.Prefix
+	case "oracle":
+		return "oracle:" + s.Oracle.Describe() + " prefix " + s.Prefix
 	}
 	return s.Kind + " prefix " + s.Prefix
+}
+
+// OracleFromEnv returns the Oracle store that the ORACLE_* (and CAIRN_*)
+// variables describe, and whether ORACLE_DSN is set. cmd/agent uses it to
+// run its in-process pipeline on Oracle.
+func OracleFromEnv() (Store, bool) {
+	var s Store
+	s.Register(flag.NewFlagSet("env", flag.ContinueOnError))
+	s.Kind = "oracle"
+	return s, s.Oracle.DSN != ""
 }
 
 // redactURL hides the password of a connection URL for logs.
