@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -23,12 +24,14 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	if len(data) > maxBytes {
 		return nil, Errorf(Invalid, "event is %d bytes, over the %d-byte maximum", len(data), maxBytes)
 	}
-	if err := checkJSON(data); err != nil {
-		return nil, Errorf(Invalid, "event is not strict JSON: %v", err)
-	}
-	members, err := objectMembers(data)
-	if err != nil {
+	// One pass validates the whole event as strict JSON, raw values
+	// included, and collects the top-level fields.
+	members, err := strictObject(data)
+	if err == errNotObject {
 		return nil, Errorf(Invalid, "event must be a JSON object")
+	}
+	if err != nil {
+		return nil, Errorf(Invalid, "event is not strict JSON: %v", err)
 	}
 	f := make(map[string][]byte, len(members))
 	for _, m := range members {
@@ -130,7 +133,8 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 		}
 		e.Prune = &Prune{BelowSeq: uint64(n)}
 	}
-	if err := e.Validate(); err != nil {
+	// The raw JSON values were checked with the whole event above.
+	if err := e.validate(false); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -337,17 +341,20 @@ func checkJSONText(field string, raw json.RawMessage, depth int, wantObject bool
 	if err := checkNestedJSON(raw, depth); err != nil {
 		return Errorf(Invalid, "%s: not strict JSON: %v", field, err)
 	}
-	if wantObject {
-		if _, err := objectMembers(raw); err != nil {
-			return Errorf(Invalid, "%s: must be a JSON object", field)
-		}
+	// Strict JSON that starts with '{' is an object.
+	if wantObject && bytes.TrimLeft(raw, " \t\r\n")[0] != '{' {
+		return Errorf(Invalid, "%s: must be a JSON object", field)
 	}
 	return nil
 }
 
 // Validate checks every rule an event must satisfy, whether it was decoded
 // or built in Go. Errors are Invalid and name the field.
-func (e *Event) Validate() error {
+func (e *Event) Validate() error { return e.validate(true) }
+
+// validate checks e; checkRaw says whether the raw JSON values still need
+// their strict-JSON check (Decode has already checked them).
+func (e *Event) validate(checkRaw bool) error {
 	if err := checkID("event_id", e.EventID); err != nil {
 		return err
 	}
@@ -374,12 +381,12 @@ func (e *Event) Validate() error {
 		if e.Checkpoint == nil || bodies != 1 {
 			return Errorf(Invalid, "kind %s needs exactly a checkpoint body", e.Kind)
 		}
-		return e.Checkpoint.validate()
+		return e.Checkpoint.validate(checkRaw)
 	case KindWritesPut:
 		if e.Writes == nil || bodies != 1 {
 			return Errorf(Invalid, "kind %s needs exactly a writes body", e.Kind)
 		}
-		return e.Writes.validate()
+		return e.Writes.validate(checkRaw)
 	case KindThreadDelete:
 		if bodies != 0 {
 			return Errorf(Invalid, "kind %s carries no body", e.Kind)
@@ -398,7 +405,7 @@ func (e *Event) Validate() error {
 	}
 }
 
-func (c *Checkpoint) validate() error {
+func (c *Checkpoint) validate(checkRaw bool) error {
 	if err := checkEncodable("checkpoint_ns", c.NS); err != nil {
 		return err
 	}
@@ -410,13 +417,16 @@ func (c *Checkpoint) validate() error {
 			return err
 		}
 	}
+	if !checkRaw {
+		return nil
+	}
 	if err := checkJSONText("checkpoint", c.State, 1, true); err != nil {
 		return err
 	}
 	return checkJSONText("metadata", c.Metadata, 1, true)
 }
 
-func (w *Writes) validate() error {
+func (w *Writes) validate(checkRaw bool) error {
 	if err := checkEncodable("checkpoint_ns", w.NS); err != nil {
 		return err
 	}
@@ -435,8 +445,10 @@ func (w *Writes) validate() error {
 		if err := checkID(field+".channel", wr.Channel); err != nil {
 			return err
 		}
-		if err := checkJSONText(field+".value", wr.Value, 3, false); err != nil {
-			return err
+		if checkRaw {
+			if err := checkJSONText(field+".value", wr.Value, 3, false); err != nil {
+				return err
+			}
 		}
 		if wr.Idx < math.MinInt32 || wr.Idx > math.MaxInt32 {
 			return Errorf(Invalid, "%s.idx: must be an integer in [%d, %d]", field, math.MinInt32, math.MaxInt32)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -66,6 +67,31 @@ func objectMembers(data []byte) ([]member, error) {
 	return out, err
 }
 
+// strictObject checks that data is exactly one strict JSON object and
+// returns its members, in one pass. errNotObject reports strict JSON of
+// another type.
+func strictObject(data []byte) ([]member, error) {
+	s := &scanner{data: data}
+	s.skipSpace()
+	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+		if err := checkJSON(data); err != nil {
+			return nil, err
+		}
+		return nil, errNotObject
+	}
+	var out []member
+	if err := s.object(0, func(key string, raw []byte) { out = append(out, member{key, raw}) }); err != nil {
+		return nil, err
+	}
+	s.skipSpace()
+	if s.pos != len(s.data) {
+		return nil, s.errorf("unexpected data after the JSON value")
+	}
+	return out, nil
+}
+
+var errNotObject = &jsonError{msg: "not a JSON object"}
+
 // arrayElements returns the raw bytes of each element of the JSON array in data.
 func arrayElements(data []byte) ([][]byte, error) {
 	s := &scanner{data: data}
@@ -107,7 +133,7 @@ func (s *scanner) value(depth int, onRaw func([]byte)) error {
 	case c == '[':
 		err = s.array(depth, nil)
 	case c == '"':
-		_, err = s.str()
+		_, err = s.scanString(false)
 	case c == '-' || (c >= '0' && c <= '9'):
 		err = s.number()
 	case c == 't':
@@ -152,7 +178,11 @@ func (s *scanner) object(depth int, onMember func(key string, raw []byte)) error
 		s.pos++
 		return nil
 	}
-	seen := make(map[string]struct{})
+	// Keys seen so far: a slice for the usual small object, a map once it
+	// grows.
+	var few [8]string
+	keys := few[:0]
+	var many map[string]struct{}
 	for {
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 			return s.errorf("expected an object key")
@@ -162,10 +192,23 @@ func (s *scanner) object(depth int, onMember func(key string, raw []byte)) error
 		if err != nil {
 			return err
 		}
-		if _, dup := seen[key]; dup {
+		dup := false
+		if many != nil {
+			_, dup = many[key]
+			many[key] = struct{}{}
+		} else {
+			dup = slices.Contains(keys, key)
+			keys = append(keys, key)
+			if len(keys) > 16 {
+				many = make(map[string]struct{}, 2*len(keys))
+				for _, k := range keys {
+					many[k] = struct{}{}
+				}
+			}
+		}
+		if dup {
 			return &jsonError{off: keyAt, msg: fmt.Sprintf("duplicate object key %q", key)}
 		}
-		seen[key] = struct{}{}
 		s.skipSpace()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
 			return s.errorf("expected ':' after object key")
@@ -228,32 +271,52 @@ func (s *scanner) array(depth int, onElem func(raw []byte)) error {
 }
 
 // str scans a string and returns its decoded value.
-func (s *scanner) str() (string, error) {
+func (s *scanner) str() (string, error) { return s.scanString(true) }
+
+// scanString scans a string; it builds the decoded value only when decode
+// is set (object keys), so that checking a large payload allocates little.
+func (s *scanner) scanString(decode bool) (string, error) {
 	s.pos++ // opening quote
 	var buf []byte
 	plainFrom := s.pos
 	for {
+		// Fast path: plain ASCII.
+		for s.pos < len(s.data) {
+			c := s.data[s.pos]
+			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+				break
+			}
+			s.pos++
+		}
 		if s.pos >= len(s.data) {
 			return "", s.errorf("unterminated string")
 		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
-			buf = append(buf, s.data[plainFrom:s.pos]...)
 			s.pos++
+			if !decode {
+				return "", nil
+			}
+			if buf == nil {
+				return string(s.data[plainFrom : s.pos-1]), nil
+			}
+			buf = append(buf, s.data[plainFrom:s.pos-1]...)
 			return string(buf), nil
 		case c < 0x20:
 			return "", s.errorf("control character in string")
 		case c == '\\':
-			buf = append(buf, s.data[plainFrom:s.pos]...)
+			if decode {
+				buf = append(buf, s.data[plainFrom:s.pos]...)
+			}
 			r, err := s.escape()
 			if err != nil {
 				return "", err
 			}
-			buf = utf8.AppendRune(buf, r)
+			if decode {
+				buf = utf8.AppendRune(buf, r)
+			}
 			plainFrom = s.pos
-		case c < utf8.RuneSelf:
-			s.pos++
 		default:
 			r, size := utf8.DecodeRune(s.data[s.pos:])
 			if r == utf8.RuneError && size <= 1 {
