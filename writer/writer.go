@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/events"
 	"github.com/cairn-io/cairn/projector"
+	"github.com/cairn-io/cairn/retention"
 )
 
 // Defaults for Config.
@@ -63,6 +64,19 @@ type Config struct {
 	MaxBackoff time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Metrics, when not nil, records events, batches, apply latency and
+	// consumer lag (see NewMetrics).
+	Metrics *Metrics
+	// Retention, when enabled, is a writer-side retention policy: threads
+	// that get new checkpoints are evaluated every RetentionInterval
+	// (default retention.DefaultInterval), all threads every
+	// RetentionSweep (default retention.DefaultSweepEvery, negative for
+	// never), and a thread.prune is published where the policy removes
+	// something. Several writers of one prefix publish the same prune
+	// events (same ids), which the stream deduplicates.
+	Retention         retention.Policy
+	RetentionInterval time.Duration
+	RetentionSweep    time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -119,6 +133,8 @@ type Writer struct {
 	cfg   Config
 	log   *slog.Logger
 	Stats Stats
+
+	retain *retention.Enforcer // applies Config.Retention; nil when not enabled
 }
 
 // New returns a writer; Run starts it.
@@ -126,7 +142,25 @@ func New(js jetstream.JetStream, store projector.Store, cfg Config) (*Writer, er
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Writer{js: js, proj: projector.New(store), cfg: cfg, log: cfg.Logger}, nil
+	if err := cfg.Retention.Check(); err != nil {
+		return nil, err
+	}
+	w := &Writer{js: js, proj: projector.New(store), cfg: cfg, log: cfg.Logger}
+	if cfg.Retention.Enabled() {
+		pub, err := broker.NewPublisher(js, broker.PublisherConfig{Root: cfg.Root, Fleet: cfg.Fleet, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		w.retain, err = retention.NewEnforcer(retention.EnforcerConfig{
+			Policy:   cfg.Retention,
+			Pruner:   retention.Pruner{Reader: store, Publisher: pub},
+			Interval: cfg.RetentionInterval, SweepEvery: cfg.RetentionSweep, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 // Config returns the writer's configuration with defaults applied.
@@ -167,6 +201,13 @@ func (w *Writer) Run(ctx context.Context) error {
 		return err
 	}
 	w.log.Info("writer started", "fleet", w.cfg.Fleet, "prefix", w.cfg.Prefix, "consumer", broker.DurableName(w.cfg.Fleet, w.cfg.Prefix))
+	if w.retain != nil {
+		rctx, stopRetain := context.WithCancel(ctx)
+		var rwg sync.WaitGroup
+		rwg.Go(func() { _ = w.retain.Run(rctx) })
+		defer rwg.Wait()
+		defer stopRetain()
+	}
 	in := make(chan jetstream.Msg, w.cfg.BatchSize)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
@@ -264,8 +305,9 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		seq uint64
 	}
 	var (
-		recs  []projector.Record
-		valid []item
+		recs   []projector.Record
+		valid  []item
+		newest *jetstream.MsgMetadata // of the last message, for metrics
 	)
 	for _, m := range msgs {
 		md, err := m.Metadata()
@@ -276,6 +318,7 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		seq := md.Sequence.Stream
+		newest = md
 		e, err := events.Decode(m.Data(), w.cfg.MaxEventBytes)
 		if err == nil {
 			err = events.CheckSubject(w.cfg.Root, m.Subject(), e)
@@ -284,6 +327,7 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 			if err := w.deadLetter(ctx, m, seq, err); err != nil {
 				return err
 			}
+			w.cfg.Metrics.outcome(OutcomeInvalid)
 			continue
 		}
 		recs = append(recs, projector.Record{Seq: seq, Event: e})
@@ -297,12 +341,14 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		return err
 	}
 	w.Stats.Batches.Add(1)
+	w.cfg.Metrics.batchDone(len(recs), newest.Timestamp, newest.NumPending)
 	for i, it := range valid {
 		switch res.Outcomes[i] {
 		case projector.Failed:
 			if err := w.deadLetter(ctx, it.msg, it.seq, fmt.Errorf("store refused the event: %w", res.Errors[i])); err != nil {
 				return err
 			}
+			w.cfg.Metrics.outcome(OutcomeRefused)
 			continue
 		case projector.Applied:
 			w.Stats.Applied.Add(1)
@@ -316,9 +362,19 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		case projector.Ignored:
 			w.Stats.Ignored.Add(1)
 		}
+		w.cfg.Metrics.outcome(res.Outcomes[i].String())
 		// Committed: acknowledge. A lost ack means a redelivery, which the
 		// projection recognises by its sequence and ignores.
 		_ = it.msg.Ack()
+	}
+	if w.retain != nil {
+		var grown []string
+		for i, r := range recs {
+			if res.Outcomes[i] == projector.Applied && r.Event.Kind == events.KindCheckpointPut {
+				grown = append(grown, r.Event.ThreadID)
+			}
+		}
+		w.retain.Touch(grown)
 	}
 	return nil
 }
@@ -335,8 +391,10 @@ func (w *Writer) applyWithRetry(ctx context.Context, recs []projector.Record) (p
 	lastLog := time.Time{}
 	err := backoff.Retry(func() error {
 		var err error
+		start := time.Now()
 		res, err = w.proj.Apply(ctx, recs)
 		if err == nil {
+			w.cfg.Metrics.applyTook(time.Since(start))
 			if failures > 0 {
 				w.log.Info("store available again", "failed_attempts", failures)
 			}
@@ -347,6 +405,7 @@ func (w *Writer) applyWithRetry(ctx context.Context, recs []projector.Record) (p
 		}
 		failures++
 		w.Stats.Retries.Add(1)
+		w.cfg.Metrics.retried()
 		// One line at the first failure, then at most one every 30 seconds.
 		if failures == 1 || time.Since(lastLog) > 30*time.Second {
 			w.log.Warn("store unavailable, retrying batch", "events", len(recs), "failed_attempts", failures, "err", err)
