@@ -85,6 +85,8 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		cli.Int(fs, &m.Writer.MaxEventBytes, "max-event-bytes", "CAIRN_MAX_EVENT_BYTES", events.DefaultMaxEventBytes, "larger events are dead-lettered")
 		cli.Duration(fs, &m.Writer.MaxBackoff, "max-backoff", "CAIRN_MAX_BACKOFF", writer.DefaultMaxBackoff, "longest wait between retries while the store is down")
 		cli.Int(fs, &m.Stream.Replicas, "replicas", "CAIRN_REPLICAS", 1, "replicas of the streams when this writer creates them")
+		cli.Int(fs, &m.Writer.Retention.KeepLast, "keep-last", "CAIRN_KEEP_LAST", 0, "retention: keep each thread's newest N checkpoints and prune the rest (0 = keep all)")
+		cli.Duration(fs, &m.Writer.Retention.MaxAge, "max-age", "CAIRN_MAX_AGE", 0, "retention: prune checkpoints older than this by created_at, always keeping the newest (0 = keep all)")
 		cli.Duration(fs, &m.Stream.MaxAge, "stream-max-age", "CAIRN_STREAM_MAX_AGE", 0, "max age of events in the stream when this writer creates it (0 = keep forever; older events cannot be replayed)")
 	}
 	fs.Usage = func() {
