@@ -27,6 +27,9 @@ import (
 	"github.com/cairn-io/cairn/writer"
 )
 
+// DefaultAckWait is the writers' AckWait in the in-process pipeline.
+const DefaultAckWait = 5 * time.Second
+
 // Config configures Start.
 type Config struct {
 	// Dir holds the broker's storage (Dir/nats) and, unless Store is set,
@@ -118,6 +121,12 @@ func Start(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
+	if cfg.Writer.AckWait == 0 {
+		// In one process the writer's batches take milliseconds; a short
+		// AckWait means events a killed process held are redelivered to
+		// its next run within seconds instead of half a minute.
+		cfg.Writer.AckWait = DefaultAckWait
+	}
 	for i := range cfg.Writers {
 		wc := cfg.Writer
 		wc.Root, wc.Fleet, wc.Prefix = cfg.Root, cfg.Fleet, cfg.Prefix

@@ -251,6 +251,12 @@ func (w *Writer) Run(ctx context.Context) error {
 				case m := <-in:
 					_ = m.Nak()
 				default:
+					// Naks are sent asynchronously: make sure they reach
+					// the server before the caller closes the connection,
+					// or the next writer waits AckWait for those events.
+					if err := w.js.Conn().FlushTimeout(5 * time.Second); err != nil {
+						w.log.Warn("flush negative acknowledgements", "err", err)
+					}
 					w.log.Info("writer stopped")
 					return nil
 				}

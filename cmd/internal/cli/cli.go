@@ -171,8 +171,8 @@ type NATS struct {
 func (n *NATS) Register(fs *flag.FlagSet, defURL string) {
 	String(fs, &n.URL, "nats-url", "NATS_URL", defURL, "NATS server URL(s), comma-separated")
 	String(fs, &n.User, "nats-user", "NATS_USER", "", "NATS user")
-	String(fs, &n.Password, "nats-password", "NATS_PASSWORD", "", "NATS password")
-	String(fs, &n.Token, "nats-token", "NATS_TOKEN", "", "NATS token")
+	Secret(fs, &n.Password, "nats-password", "NATS_PASSWORD", "NATS password")
+	Secret(fs, &n.Token, "nats-token", "NATS_TOKEN", "NATS token")
 	String(fs, &n.CredsFile, "nats-creds", "NATS_CREDS", "", "NATS credentials file (nkeys/JWT)")
 	String(fs, &n.CAFile, "nats-ca", "NATS_CA", "", "CA certificate to verify the NATS server (TLS)")
 	String(fs, &n.CertFile, "nats-cert", "NATS_CERT", "", "client certificate for NATS (mutual TLS)")
@@ -204,7 +204,7 @@ func (s *Store) Register(fs *flag.FlagSet) {
 	String(fs, &s.Kind, "store", "CAIRN_STORE", "sqlite", "store: sqlite, postgres or oracle")
 	String(fs, &s.Prefix, "prefix", "CAIRN_PREFIX", projector.DefaultPrefix, "table prefix")
 	String(fs, &s.SQLitePath, "sqlite-path", "CAIRN_SQLITE_PATH", "cairn.db", "SQLite database file (store sqlite)")
-	String(fs, &s.PostgresURL, "postgres-url", "CAIRN_POSTGRES_URL", "", "PostgreSQL connection URL, e.g. postgres://user:pass@127.0.0.1:5432/cairn (store postgres)")
+	Secret(fs, &s.PostgresURL, "postgres-url", "CAIRN_POSTGRES_URL", "PostgreSQL connection URL, e.g. postgres://user:pass@127.0.0.1:5432/cairn (store postgres; may hold a password, so never shown)")
 	s.registerOracle(fs)
 }
 
