@@ -1,12 +1,20 @@
-// Package agent is cairn's agent runtime: the State an agent checkpoints
+// Package agent is cairn's agent model: the State an agent checkpoints
 // (shaped like the reference Locus AgentState), the Model interface an agent
-// talks to, RunTurn, which plays one conversational turn against a Model, and
-// Offline, a deterministic built-in model for demos and tests. A checkpoint is
-// the exact JSON of a State: ToCheckpoint and FromCheckpoint round-trip byte
-// for byte, so a checkpoint read back from any store can be compared, hashed
-// and re-published unchanged. The package does no I/O and reads no clock of
-// its own; publishing checkpoints is the caller's job. It imports only the
-// standard library.
+// talks to, the steps a turn is made of (BeginTurn, PrepareResponse,
+// ApplyStep, which a runtime checkpoints between), tools (Toolbox and the
+// incident demo's IncidentTools), RunTurn, which plays a whole turn in
+// memory, and two models: Offline, a deterministic built-in model for demos
+// and tests, and OpenAI, a client of any OpenAI-compatible chat completions
+// endpoint. A checkpoint is the exact JSON of a State: ToCheckpoint and
+// FromCheckpoint round-trip byte for byte, so a checkpoint read back from any
+// store can be compared, hashed and re-published unchanged.
+//
+// State, step and tool functions read no clock of their own (callers pass
+// the time) and do no I/O. The package's only I/O is OpenAI's HTTP requests
+// (and their retry timers), plus whatever the StatusPage a caller gives
+// IncidentTools does. Publishing checkpoints is the caller's job; package
+// runner does it through a saver. Besides the standard library the package
+// imports only events, for error kinds.
 package agent
 
 // DefaultMaxIterations is the model-call budget per turn that NewState uses

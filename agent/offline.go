@@ -18,12 +18,25 @@ var DemoPrompts = []string{
 	"Draft a one-sentence customer-facing status update.",
 }
 
+// StatusPostPrompt is the turn that follows DemoPrompts in the runtime's
+// demo: with post_status_update offered, the Offline model answers it with
+// two tool calls in one step, posting the drafted update to customers and a
+// briefing to the internal channel.
+const StatusPostPrompt = "Post that update to the status page and brief the internal channel."
+
 // Offline is a deterministic model that needs no network: it plays the
 // on-call incident commander of SystemPrompt over a small built-in deploy
 // log. It answers the latest user message from that message and the
 // conversation before it, so a turn can only use what earlier turns said.
 // Equal requests get equal responses; it uses no clock and no randomness,
-// never calls tools, and counts tokens as whitespace-separated words.
+// and counts tokens as whitespace-separated words.
+//
+// Offline calls tools only when the request offers them (see
+// IncidentTools), and only as the first step of a turn: opening an incident
+// it calls query_metrics, asked about deploys list_recent_deploys, and asked
+// to post an update post_status_update twice (customers and internal). Once
+// the results are in, it answers, citing them. Its tool call ids are
+// call_<n>, n counting the tool calls of the whole conversation.
 type Offline struct{}
 
 var _ Model = Offline{}
@@ -43,7 +56,6 @@ func (Offline) Complete(ctx context.Context, req Request) (Response, error) {
 	if last < 0 {
 		return Response{}, errors.New("offline model: no user message")
 	}
-	reply := answer(req.Messages[last].Content, req.Messages[:last])
 	prompt := 0
 	for _, m := range req.Messages {
 		prompt += messageOverhead + countTokens(m.Content)
@@ -51,6 +63,21 @@ func (Offline) Complete(ctx context.Context, req Request) (Response, error) {
 	for _, t := range req.Tools {
 		prompt += countTokens(t.Name) + countTokens(t.Description)
 	}
+	user, history, turn := req.Messages[last].Content, req.Messages[:last], req.Messages[last+1:]
+	if len(turn) == 0 {
+		if calls := planTools(user, history, req.Tools, countToolCalls(req.Messages)); len(calls) > 0 {
+			completion := 0
+			for _, c := range calls {
+				completion += countTokens(c.Name) + countTokens(string(c.Arguments))
+			}
+			return Response{
+				Message:    Message{Role: RoleAssistant, ToolCalls: calls, Metadata: slices.Clone(emptyObject)},
+				Usage:      Usage{PromptTokens: prompt, CompletionTokens: completion},
+				StopReason: StopReasonToolCalls,
+			}, nil
+		}
+	}
+	reply := answerWithResults(user, history, turn)
 	return Response{
 		Message: Message{
 			Role:      RoleAssistant,
@@ -61,6 +88,86 @@ func (Offline) Complete(ctx context.Context, req Request) (Response, error) {
 		Usage:      Usage{PromptTokens: prompt, CompletionTokens: countTokens(reply)},
 		StopReason: StopReasonStop,
 	}, nil
+}
+
+// countToolCalls counts the tool calls asked for in ms.
+func countToolCalls(ms []Message) int {
+	n := 0
+	for _, m := range ms {
+		n += len(m.ToolCalls)
+	}
+	return n
+}
+
+// planTools returns the tool calls Offline makes at the start of a turn
+// answering prompt, given the tools offered; none if it needs none. Call
+// ids continue from the done calls of the conversation.
+func planTools(prompt string, history []Message, offered []ToolSpec, done int) []ToolCall {
+	has := func(name string) bool {
+		return slices.ContainsFunc(offered, func(t ToolSpec) bool { return t.Name == name })
+	}
+	var calls []ToolCall
+	add := func(name string, args any) {
+		b, _ := marshalCompact(args) // maps and strings always marshal
+		calls = append(calls, ToolCall{ID: fmt.Sprintf("call_%d", done+len(calls)+1), Name: name, Arguments: b})
+	}
+	p := strings.ToLower(prompt)
+	switch {
+	case asksToPost(p) && has(ToolPostStatusUpdate):
+		add(ToolPostStatusUpdate, map[string]string{"audience": AudienceCustomers, "message": statusUpdate(history)})
+		add(ToolPostStatusUpdate, map[string]string{"audience": AudienceInternal, "message": internalUpdate(history)})
+	case strings.Contains(p, "incident") && has(ToolQueryMetrics):
+		if inc, ok := parseIncident(prompt); ok {
+			metric := inc.metric
+			if metric == "latency" {
+				metric = "p99"
+			}
+			window := "15m"
+			if f := strings.Fields(inc.window); len(f) == 2 {
+				window = f[0] + f[1][:1]
+			}
+			add(ToolQueryMetrics, map[string]string{"service": inc.service, "metric": metric, "window": window})
+		}
+	case strings.Contains(p, "deploy") && has(ToolListRecentDeploys):
+		add(ToolListRecentDeploys, map[string]string{})
+	}
+	return calls
+}
+
+var rePost = regexp.MustCompile(`\bpost\b`)
+
+// asksToPost reports whether a lower-cased prompt asks to post something.
+func asksToPost(p string) bool { return rePost.MatchString(p) }
+
+// answerWithResults is Offline's reply to prompt once the tool results of
+// the turn so far (turn: the messages after the prompt) are in.
+func answerWithResults(prompt string, history, turn []Message) string {
+	var results []Message
+	for _, m := range turn {
+		if m.Role == RoleTool {
+			results = append(results, m)
+		}
+	}
+	if asksToPost(strings.ToLower(prompt)) {
+		if len(results) == 0 {
+			return "I have no status page tool here, so nothing was posted. The update to post: " + statusUpdate(history)
+		}
+		var parts []string
+		for _, r := range results {
+			parts = append(parts, r.Content)
+		}
+		return fmt.Sprintf("Status updates, %d: %s. The customer-facing one reads: %q",
+			len(results), strings.Join(parts, "; "), statusUpdate(history))
+	}
+	reply := answer(prompt, history)
+	if len(results) > 0 {
+		var parts []string
+		for _, r := range results {
+			parts = append(parts, r.Name+": "+r.Content)
+		}
+		reply += " Checked with " + strings.Join(parts, "; ") + "."
+	}
+	return reply
 }
 
 // messageOverhead is the tokens Offline charges per message for its framing.
@@ -211,6 +318,23 @@ func deployAnswer(at string, history []Message) string {
 	}
 	return s + fmt.Sprintf(" Recommendation: roll back %s to %s and watch %s %s for ten minutes.",
 		d.service, d.previous, inc.service, inc.metric)
+}
+
+// internalUpdate briefs the incident channel on what history established.
+func internalUpdate(history []Message) string {
+	inc, ok := knownIncident(history)
+	if !ok {
+		return "Incident update: we are investigating degraded service; next update within 30 minutes."
+	}
+	s := fmt.Sprintf("SEV-2 update: %s %s.", inc.service, inc.symptom())
+	for _, d := range deployLog {
+		if slices.Contains(d.callers, inc.service) && slices.ContainsFunc(history, func(m Message) bool {
+			return m.Role == RoleAssistant && strings.Contains(m.Content, "roll back "+d.service)
+		}) {
+			s += fmt.Sprintf(" Mitigation: rolling back %s %s to %s.", d.service, d.version, d.previous)
+		}
+	}
+	return s + " Next update within 30 minutes."
 }
 
 func statusUpdate(history []Message) string {

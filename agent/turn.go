@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -24,14 +21,14 @@ type TurnResult struct {
 // tools, so a model that asks for one is told so and asked again.
 const NoToolsError = "no tools available"
 
-// RunTurn plays one user turn: it appends prompt as a user message (after
-// SystemPrompt, if s has no system message yet) and calls m until it answers
-// without tool calls, at most s.MaxIterations times. Each model reply is
-// appended as an assistant message; each tool call it asks for is recorded as
-// a ToolExecution failing with NoToolsError and answered with a tool message.
-// RunTurn adds the calls to s.Iteration, their usage to the token counters and
-// one line per call to s.ReasoningSteps, and sets s.UpdatedAt from now (in
-// UTC; time.Now if now is nil).
+// RunTurn plays one user turn: it starts the turn with BeginTurn and calls
+// m until it answers without tool calls, at most s.MaxIterations times,
+// applying each call with ApplyStep. RunTurn offers the model no tools: each
+// tool call it asks for is recorded as a ToolExecution failing with
+// NoToolsError, and the model is asked again. Each step sets s.UpdatedAt
+// from now (in UTC; time.Now if now is nil). A runtime that runs tools and
+// checkpoints between steps uses BeginTurn, PrepareResponse and ApplyStep
+// itself.
 //
 // The turn is all or nothing: if it fails, s is unchanged, so the caller may
 // retry it. Running out of model calls is not a failure: the turn ends with
@@ -43,82 +40,37 @@ func RunTurn(ctx context.Context, m Model, s *State, prompt string, now func() t
 		return TurnResult{}, errors.New("run turn: nil model")
 	case s == nil:
 		return TurnResult{}, errors.New("run turn: nil state")
-	case strings.TrimSpace(prompt) == "":
-		return TurnResult{}, errors.New("run turn: empty prompt")
-	case s.MaxIterations <= 0:
-		return TurnResult{}, fmt.Errorf("run turn: max_iterations is %d, want more than 0", s.MaxIterations)
 	}
 	if now == nil {
 		now = time.Now
 	}
 	w := s.Clone()
-	if !slices.ContainsFunc(w.Messages, func(x Message) bool { return x.Role == RoleSystem }) {
-		sys := Message{Role: RoleSystem, Content: SystemPrompt}
-		sys.normalize()
-		w.Messages = slices.Insert(w.Messages, 0, sys)
+	if err := w.BeginTurn(prompt); err != nil {
+		return TurnResult{}, fmt.Errorf("run turn: %w", err)
 	}
-	w.Append(Message{Role: RoleUser, Content: prompt})
-
 	var res TurnResult
-	for {
-		if res.Iterations == w.MaxIterations {
-			res.StopReason = StopReasonMaxIterations
-			w.Errors = append(w.Errors, fmt.Sprintf("turn stopped after %d model calls: max_iterations reached", res.Iterations))
-			break
-		}
+	for w.InTurn() {
 		if err := ctx.Err(); err != nil {
 			return TurnResult{}, fmt.Errorf("run turn: %w", err)
 		}
 		resp, err := m.Complete(ctx, Request{Messages: cloneMessages(w.Messages)})
+		if err == nil {
+			resp, err = w.PrepareResponse(resp)
+		}
 		if err != nil {
 			return TurnResult{}, fmt.Errorf("run turn: model call %d: %w", res.Iterations+1, err)
 		}
-		msg := resp.Message // Append below copies it
-		switch msg.Role {
-		case "":
-			msg.Role = RoleAssistant
-		case RoleAssistant:
-		default:
-			return TurnResult{}, fmt.Errorf("run turn: model call %d: model returned a %q message", res.Iterations+1, msg.Role)
+		execs := make([]ToolExecution, len(resp.Message.ToolCalls))
+		for i, tc := range resp.Message.ToolCalls {
+			t := now()
+			execs[i] = ToolExecution{ToolCallID: tc.ID, Name: tc.Name, Arguments: tc.Arguments,
+				Error: NoToolsError, StartedAt: t, FinishedAt: t}
+		}
+		res.StopReason, err = w.ApplyStep(resp, execs, now())
+		if err != nil {
+			return TurnResult{}, fmt.Errorf("run turn: %w", err)
 		}
 		res.Iterations++
-		w.Iteration++
-		w.PromptTokens += resp.Usage.PromptTokens
-		w.CompletionTokens += resp.Usage.CompletionTokens
-		w.TotalTokens += resp.Usage.PromptTokens + resp.Usage.CompletionTokens
-		w.Append(msg)
-
-		if len(msg.ToolCalls) == 0 {
-			res.StopReason = resp.StopReason
-			if res.StopReason == "" || res.StopReason == StopReasonToolCalls {
-				res.StopReason = StopReasonStop
-			}
-			w.ReasoningSteps = append(w.ReasoningSteps, fmt.Sprintf("iteration %d: answered (%s, %d prompt + %d completion tokens)",
-				w.Iteration, res.StopReason, resp.Usage.PromptTokens, resp.Usage.CompletionTokens))
-			break
-		}
-		names := make([]string, len(msg.ToolCalls))
-		for i, tc := range msg.ToolCalls {
-			names[i] = tc.Name
-		}
-		w.ReasoningSteps = append(w.ReasoningSteps, fmt.Sprintf("iteration %d: asked for tools %s; none available",
-			w.Iteration, strings.Join(names, ", ")))
-		for _, tc := range w.Messages[len(w.Messages)-1].ToolCalls {
-			t := normalizeTime(now())
-			w.ToolExecutions = append(w.ToolExecutions, ToolExecution{
-				ToolCallID: tc.ID,
-				Name:       tc.Name,
-				Arguments:  bytes.Clone(tc.Arguments),
-				Error:      NoToolsError,
-				StartedAt:  t,
-				FinishedAt: t,
-			})
-			w.Append(Message{Role: RoleTool, Content: "error: " + NoToolsError, ToolCallID: tc.ID, Name: tc.Name})
-		}
-	}
-	w.UpdatedAt = normalizeTime(now())
-	if err := w.check(); err != nil {
-		return TurnResult{}, fmt.Errorf("run turn: %w", err)
 	}
 	*s = *w
 	return res, nil

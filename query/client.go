@@ -25,6 +25,8 @@ type Client struct {
 	hc   *http.Client
 	// RetryFor bounds retries of 503 answers; default DefaultRetryFor.
 	RetryFor time.Duration
+	// Token, when not "", is sent as the bearer token.
+	Token string
 }
 
 // NewClient returns a client for the service at baseURL (for example
@@ -207,6 +209,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return events.Errorf(events.Invalid, "query request: %w", err)
+		}
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {

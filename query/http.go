@@ -23,35 +23,86 @@ var statusByCode = map[events.Code]int{
 	events.Internal:    http.StatusInternalServerError,
 }
 
-// Handler returns the HTTP API:
+// Route is one endpoint of the HTTP API: what /openapi.json documents and
+// what the NATS micro service mirrors.
+type Route struct {
+	// Method and Path as a net/http pattern: "GET /v1/threads/{thread}/tree".
+	Method, Path string
+	// Params are the query parameters the route accepts; any other is a 400.
+	Params []string
+	// Micro names the route's endpoint in the NATS micro service; "" when
+	// the route is served over HTTP only.
+	Micro string
+	// Public routes are served without a token.
+	Public bool
+	read   func(ctx context.Context, p params) ([]byte, error) // a JSON read
+	serve  http.HandlerFunc                                    // any other route
+}
+
+// Routes returns the routes of the HTTP API.
+func (s *Service) Routes() []Route { return s.routes }
+
+func (s *Service) newRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/threads", Params: []string{"prefix", "before_seq", "limit", "min_seq"}, Micro: "threads", read: s.getThreads},
+		{Method: "GET", Path: "/v1/threads/{thread}/latest", Params: []string{"ns", "min_seq"}, Micro: "latest", read: s.getLatest},
+		{Method: "GET", Path: "/v1/threads/{thread}/checkpoints", Params: []string{"ns", "filter", "before", "before_seq", "limit", "min_seq"}, Micro: "checkpoints", read: s.getList},
+		{Method: "GET", Path: "/v1/threads/{thread}/checkpoints/{id}", Params: []string{"ns", "min_seq"}, Micro: "checkpoint", read: s.getCheckpoint},
+		{Method: "GET", Path: "/v1/threads/{thread}/checkpoints/{id}/writes", Params: []string{"ns", "task", "min_seq"}, Micro: "writes", read: s.getWrites},
+		{Method: "GET", Path: "/v1/threads/{thread}/checkpoints/{id}/ancestors", Params: []string{"ns", "depth", "follow_forks", "min_seq"}, Micro: "ancestors", read: s.getAncestors},
+		{Method: "GET", Path: "/v1/threads/{thread}/checkpoints/{id}/children", Params: []string{"ns", "before_seq", "limit", "min_seq"}, Micro: "children", read: s.getChildren},
+		{Method: "GET", Path: "/v1/threads/{thread}/tree", Params: []string{"ns", "before_seq", "limit", "min_seq"}, Micro: "tree", read: s.getTree},
+		{Method: "GET", Path: "/v1/threads/{thread}/forks", Params: []string{"ns", "checkpoint", "before_seq", "limit", "min_seq"}, Micro: "forks", read: s.getForks},
+		{Method: "GET", Path: "/v1/threads/{thread}/diff", Params: []string{"ns", "from", "to", "min_seq"}, Micro: "diff", read: s.getDiff},
+		{Method: "GET", Path: "/v1/checkpoints", Params: []string{"thread", "ns", "filter", "before_seq", "limit", "min_seq"}, Micro: "list", read: s.getList},
+		{Method: "GET", Path: "/healthz", Public: true, serve: func(w http.ResponseWriter, r *http.Request) {
+			writeBody(w, http.StatusOK, []byte(`{"status":"ok"}`))
+		}},
+		{Method: "GET", Path: "/readyz", Public: true, serve: s.serveReady},
+		{Method: "GET", Path: "/metrics", Public: true, serve: s.metrics.handler().ServeHTTP},
+		{Method: "GET", Path: "/openapi.json", Public: true, serve: serveOpenAPI},
+	}
+}
+
+// Handler returns the HTTP API (see Routes and /openapi.json), the lineage
+// page under /ui/, and / redirecting to it:
 //
-//	GET /v1/threads/{thread}/latest                       ?ns= &min_seq=
-//	GET /v1/threads/{thread}/checkpoints                  ?ns= &filter= &before= &before_seq= &limit= &min_seq=
-//	GET /v1/threads/{thread}/checkpoints/{id}             ?ns= &min_seq=            (with pending writes)
-//	GET /v1/threads/{thread}/checkpoints/{id}/writes      ?ns= &task= &min_seq=
-//	GET /v1/threads/{thread}/checkpoints/{id}/ancestors   ?ns= &depth= &min_seq=
-//	GET /v1/checkpoints                                   ?thread= &ns= &filter= &before_seq= &limit= &min_seq=
-//	GET /healthz
+//	GET /v1/threads                                        ?prefix= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/latest                        ?ns= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints                   ?ns= &filter= &before= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints/{id}              ?ns= &min_seq=            (with pending writes)
+//	GET /v1/threads/{thread}/checkpoints/{id}/writes       ?ns= &task= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints/{id}/ancestors    ?ns= &depth= &follow_forks= &min_seq=
+//	GET /v1/threads/{thread}/checkpoints/{id}/children     ?ns= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/tree                          ?ns= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/forks                         ?ns= &checkpoint= &before_seq= &limit= &min_seq=
+//	GET /v1/threads/{thread}/diff                          ?ns= &from= &to= &min_seq=
+//	GET /v1/checkpoints                                    ?thread= &ns= &filter= &before_seq= &limit= &min_seq=
+//	GET /healthz  /readyz  /metrics  /openapi.json
 //
 // Path segments are URL-escaped ids. ns absent means the root namespace ""
-// for single-checkpoint reads and every namespace for lists; "ns=" is the
-// root namespace. min_seq is a stream sequence or "head" (the last event on
-// the thread's subject).
+// for single-checkpoint reads and every namespace for lists and trees;
+// "ns=" is the root namespace. min_seq is a stream sequence or "head" (the
+// last event on the thread's subject). With tokens configured, /v1 needs
+// "Authorization: Bearer <token>" (401 without a known one) and a thread
+// outside the token's prefixes answers 404, as a missing thread does.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/threads/{thread}/latest", s.handle(s.getLatest, "ns", "min_seq"))
-	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints", s.handle(s.getList, "ns", "filter", "before", "before_seq", "limit", "min_seq"))
-	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}", s.handle(s.getCheckpoint, "ns", "min_seq"))
-	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}/writes", s.handle(s.getWrites, "ns", "task", "min_seq"))
-	mux.HandleFunc("GET /v1/threads/{thread}/checkpoints/{id}/ancestors", s.handle(s.getAncestors, "ns", "depth", "min_seq"))
-	mux.HandleFunc("GET /v1/checkpoints", s.handle(s.getList, "thread", "ns", "filter", "before_seq", "limit", "min_seq"))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeBody(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	for _, rt := range s.routes {
+		h := rt.serve
+		if rt.read != nil {
+			h = s.handle(rt)
+		}
+		mux.HandleFunc(rt.Method+" "+rt.Path, h)
+	}
+	mux.Handle("GET /ui/", uiHandler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "ui/", http.StatusFound)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, events.Errorf(events.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return s.instrument(mux)
 }
 
 // params reads and validates request parameters.
@@ -60,36 +111,54 @@ type params struct {
 	q url.Values
 }
 
-// handle wraps an endpoint: it rejects unknown or repeated query
-// parameters, then writes the endpoint's body or its error.
-func (s *Service) handle(fn func(ctx context.Context, p params) ([]byte, error), allowed ...string) http.HandlerFunc {
-	ok := make(map[string]bool, len(allowed))
-	for _, a := range allowed {
+// handle wraps a read: it checks the bearer token (when tokens are
+// configured) and rejects unknown or repeated query parameters, then writes
+// the read's body or its error.
+func (s *Service) handle(rt Route) http.HandlerFunc {
+	ok := make(map[string]bool, len(rt.Params))
+	for _, a := range rt.Params {
 		ok[a] = true
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if s.tokens != nil && !rt.Public {
+			sc, err := s.tokens.authenticate(r)
+			if err != nil {
+				s.cfg.Logger.Debug("unauthorized request", "method", r.Method, "path", r.URL.Path, "reason", err.Error())
+				writeUnauthorized(w, err)
+				return
+			}
+			ctx = withScope(ctx, sc)
+		}
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			s.writeError(w, r, events.Errorf(events.Invalid, "query string: %v", err))
 			return
 		}
-		for k, vs := range q {
-			if !ok[k] {
-				s.writeError(w, r, events.Errorf(events.Invalid, "unknown parameter %q", k))
-				return
-			}
-			if len(vs) > 1 {
-				s.writeError(w, r, events.Errorf(events.Invalid, "parameter %q given %d times", k, len(vs)))
-				return
-			}
+		if err := checkQuery(q, ok); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-		body, err := fn(r.Context(), params{r: r, q: q})
+		body, err := rt.read(ctx, params{r: r, q: q})
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		writeBody(w, http.StatusOK, body)
 	}
+}
+
+// checkQuery rejects parameters not in allowed and repeated ones.
+func checkQuery(q url.Values, allowed map[string]bool) error {
+	for k, vs := range q {
+		if !allowed[k] {
+			return events.Errorf(events.Invalid, "unknown parameter %q", k)
+		}
+		if len(vs) > 1 {
+			return events.Errorf(events.Invalid, "parameter %q given %d times", k, len(vs))
+		}
+	}
+	return nil
 }
 
 // id returns a path segment that must be a valid id.
@@ -144,6 +213,21 @@ func (p params) positive(name string) (int, error) {
 		return 0, events.Errorf(events.Invalid, "%s: want a positive integer, got %q", name, v)
 	}
 	return n, nil
+}
+
+// boolean reads "true" or "false"; def when absent.
+func (p params) boolean(name string, def bool) (bool, error) {
+	v, ok, err := p.str(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, events.Errorf(events.Invalid, "%s: want true or false, got %q", name, v)
 }
 
 func (p params) minSeq() (MinSeq, error) {
@@ -242,15 +326,19 @@ func (s *Service) getAncestors(ctx context.Context, p params) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	follow, err := p.boolean("follow_forks", true)
+	if err != nil {
+		return nil, err
+	}
 	m, err := p.minSeq()
 	if err != nil {
 		return nil, err
 	}
-	vs, err := s.Ancestors(ctx, k, depth, m)
+	vs, err := s.ancestors(ctx, k, depth, follow, m)
 	if err != nil {
 		return nil, err
 	}
-	b := []byte(`{"ancestors":[`)
+	b := append(make([]byte, 0, encodedSize(vs)), `{"ancestors":[`...)
 	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
@@ -296,7 +384,7 @@ func (s *Service) getList(ctx context.Context, p params) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := []byte(`{"checkpoints":[`)
+	b := append(make([]byte, 0, encodedSize(res.Checkpoints)), `{"checkpoints":[`...)
 	for i, v := range res.Checkpoints {
 		if i > 0 {
 			b = append(b, ',')
@@ -315,6 +403,23 @@ func (s *Service) getList(ctx context.Context, p params) ([]byte, error) {
 // writeError maps err to a status and writes {code, message}. Internal
 // errors are logged and their text is not sent.
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	a := s.errorAnswer(r.Method+" "+r.URL.Path, err)
+	if a.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeBody(w, a.status, a.body)
+}
+
+// errAnswer is an error as the API answers it.
+type errAnswer struct {
+	status int
+	msg    string // what the caller is told
+	body   []byte // {"code","message"[,"applied_seq"]}
+}
+
+// errorAnswer maps err to its answer, over HTTP or NATS alike. what names
+// the request in the log line of an internal error.
+func (s *Service) errorAnswer(what string, err error) errAnswer {
 	code := events.ErrorCode(err)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		code = events.Unavailable
@@ -325,7 +430,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	msg := err.Error()
 	if status == http.StatusInternalServerError {
-		s.cfg.Logger.Error("query failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.cfg.Logger.Error("query failed", "request", what, "err", err)
 		msg = "internal error"
 	}
 	b := []byte(`{"code":`)
@@ -336,11 +441,8 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.As(err, &ue) {
 		b = append(b, `,"applied_seq":`...)
 		b = strconv.AppendUint(b, ue.Applied, 10)
-		w.Header().Set("Retry-After", "1")
-	} else if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
 	}
-	writeBody(w, status, append(b, '}'))
+	return errAnswer{status: status, msg: msg, body: append(b, '}')}
 }
 
 func writeBody(w http.ResponseWriter, status int, body []byte) {
@@ -350,21 +452,20 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Write(append(body, '\n'))
 }
 
+// encodedSize estimates the JSON size of checkpoints, to allocate once.
+func encodedSize(vs []projector.Version) int {
+	n := 64
+	for _, v := range vs {
+		n += len(v.State) + len(v.Metadata) + len(v.ThreadID) + len(v.NS) + len(v.ID) + len(v.ParentID) + len(v.EventID) + 200
+	}
+	return n
+}
+
 // appendCheckpoint writes one checkpoint object; the JSON values are the
 // stored text, embedded byte for byte.
 func appendCheckpoint(b []byte, v projector.Version, writes []projector.WriteRow, withWrites bool) []byte {
-	b = append(b, `{"thread_id":`...)
-	b = events.AppendString(b, v.ThreadID)
-	b = append(b, `,"checkpoint_ns":`...)
-	b = events.AppendString(b, v.NS)
-	b = append(b, `,"checkpoint_id":`...)
-	b = events.AppendString(b, v.ID)
-	b = append(b, `,"parent_checkpoint_id":`...)
-	if v.ParentID == "" {
-		b = append(b, "null"...)
-	} else {
-		b = events.AppendString(b, v.ParentID)
-	}
+	b = appendKeyFields(b, v.CheckpointKey)
+	b = appendParent(b, v.ParentID)
 	b = append(b, `,"checkpoint":`...)
 	b = append(b, v.State...)
 	b = append(b, `,"metadata":`...)
@@ -380,6 +481,25 @@ func appendCheckpoint(b []byte, v projector.Version, writes []projector.WriteRow
 		b = appendWrites(b, writes)
 	}
 	return append(b, '}')
+}
+
+// appendKeyFields opens an object with a checkpoint's key.
+func appendKeyFields(b []byte, k projector.CheckpointKey) []byte {
+	b = append(b, `{"thread_id":`...)
+	b = events.AppendString(b, k.ThreadID)
+	b = append(b, `,"checkpoint_ns":`...)
+	b = events.AppendString(b, k.NS)
+	b = append(b, `,"checkpoint_id":`...)
+	return events.AppendString(b, k.ID)
+}
+
+// appendParent writes parent_checkpoint_id, null for none.
+func appendParent(b []byte, parentID string) []byte {
+	b = append(b, `,"parent_checkpoint_id":`...)
+	if parentID == "" {
+		return append(b, "null"...)
+	}
+	return events.AppendString(b, parentID)
 }
 
 func appendWrites(b []byte, ws []projector.WriteRow) []byte {

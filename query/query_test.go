@@ -120,24 +120,8 @@ func keys(m map[string]json.RawMessage) []string {
 
 func TestReadYourWritesWaitsForTheSlowerWriter(t *testing.T) {
 	ctx := testContext(t)
-	nsrv, err := broker.StartEmbedded(broker.EmbeddedConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nsrv.Close)
-	nc, err := broker.Connect(ctx, broker.ConnConfig{URL: nsrv.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := broker.EnsureStreams(ctx, js, broker.StreamConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nh := mustNATS(t)
+	js, st := nh.js, nh.st
 	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       broker.DurableName(events.DefaultFleet, projector.DefaultPrefix),
 		FilterSubject: events.FleetFilter(events.DefaultRoot, events.DefaultFleet),

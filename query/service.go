@@ -1,8 +1,11 @@
 // Package query is cairn's read side: lineage reads over a projector.Reader
-// with read-your-writes (min_seq), served as an HTTP JSON API, and a Go
-// client for that API. Error kinds map to HTTP statuses in one place
+// (and projector.Lineage, for threads, trees, forks and diffs) with
+// read-your-writes (min_seq), served as an HTTP JSON API described by an
+// OpenAPI document, as a NATS micro service and as a web page, and a Go
+// client for the API. Error kinds map to HTTP statuses in one place
 // (http.go); every checkpoint, metadata and write value is sent as the exact
-// JSON text that was published.
+// JSON text that was published. Bearer tokens scoped to thread-id prefixes
+// guard the HTTP API; an out-of-scope thread reads as a missing one.
 package query
 
 import (
@@ -11,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-io/cairn/events"
 	"github.com/cairn-io/cairn/projector"
@@ -27,6 +32,10 @@ const (
 	// DefaultScanLimit bounds how many rows one filtered list request
 	// examines before it returns a cursor instead of more matches.
 	DefaultScanLimit = 10000
+	// DefaultTreeLimit and DefaultMaxTreeLimit bound the nodes of one tree
+	// page.
+	DefaultTreeLimit    = 1000
+	DefaultMaxTreeLimit = 10000
 )
 
 // Positioner tells the service how far projection has got, for
@@ -48,18 +57,37 @@ type Config struct {
 	WaitTimeout  time.Duration
 	PollInterval time.Duration
 	ScanLimit    int
-	Logger       *slog.Logger
+	// DefaultTreeLimit and MaxTreeLimit bound the nodes of a tree page;
+	// defaults DefaultTreeLimit and DefaultMaxTreeLimit.
+	DefaultTreeLimit, MaxTreeLimit int
+	// Tokens, when not empty, guard the /v1 API: each request needs one as
+	// a bearer token and reads only its threads. Empty serves everyone.
+	Tokens []Token
+	// Lag reports projection lag for /readyz and /metrics; nil when the
+	// service has no NATS connection.
+	Lag LagProber
+	// Registry receives the service's metrics and is what /metrics serves;
+	// nil means a new registry of the service's own. Register other
+	// collectors (a writer's, in one process) in it to serve them too.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 }
 
 // Service answers lineage reads.
 type Service struct {
-	store projector.Reader
-	pos   Positioner
-	cfg   Config
+	store   projector.Reader
+	lin     projector.Lineage // nil when the store does not implement it
+	pos     Positioner
+	cfg     Config
+	tokens  *tokenSet // nil: no auth
+	metrics *metrics
+	routes  []Route
 }
 
 // NewService returns a service over store. pos may be nil, in which case
-// reads that ask for min_seq fail as Unavailable.
+// reads that ask for min_seq fail as Unavailable. If store implements
+// projector.Lineage, the service also answers threads, tree, children,
+// forks and diff reads; otherwise those answer not found.
 func NewService(store projector.Reader, pos Positioner, cfg Config) *Service {
 	if cfg.DefaultLimit <= 0 {
 		cfg.DefaultLimit = DefaultLimit
@@ -82,10 +110,23 @@ func NewService(store projector.Reader, pos Positioner, cfg Config) *Service {
 	if cfg.ScanLimit <= 0 {
 		cfg.ScanLimit = DefaultScanLimit
 	}
+	if cfg.DefaultTreeLimit <= 0 {
+		cfg.DefaultTreeLimit = DefaultTreeLimit
+	}
+	if cfg.MaxTreeLimit <= 0 {
+		cfg.MaxTreeLimit = DefaultMaxTreeLimit
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{store: store, pos: pos, cfg: cfg}
+	s := &Service{store: store, pos: pos, cfg: cfg, tokens: newTokenSet(cfg.Tokens)}
+	s.lin, _ = store.(projector.Lineage)
+	s.metrics = newMetrics(cfg.Registry, cfg.Lag)
+	s.routes = s.newRoutes()
+	return s
 }
 
 // MinSeq is a read-your-writes requirement: none (zero value), a stream
@@ -117,14 +158,14 @@ func (s *Service) Wait(ctx context.Context, m MinSeq, threadID string) error {
 	if m == (MinSeq{}) {
 		return nil
 	}
+	if m.Head && threadID == "" {
+		return events.Errorf(events.Invalid, "min_seq=head needs a thread")
+	}
 	if s.pos == nil {
 		return events.Errorf(events.Unavailable, "read-your-writes is not available: the query service has no NATS connection")
 	}
 	want := m.Seq
 	if m.Head {
-		if threadID == "" {
-			return events.Errorf(events.Invalid, "min_seq=head needs a thread")
-		}
 		head, err := s.pos.Head(ctx, threadID)
 		if err != nil {
 			return err
@@ -160,6 +201,9 @@ func (s *Service) Wait(ctx context.Context, m MinSeq, threadID string) error {
 
 // Latest returns the newest checkpoint of (thread, ns).
 func (s *Service) Latest(ctx context.Context, threadID, ns string, m MinSeq) (projector.Version, error) {
+	if err := checkScope(ctx, threadID); err != nil {
+		return projector.Version{}, err
+	}
 	if err := s.Wait(ctx, m, threadID); err != nil {
 		return projector.Version{}, err
 	}
@@ -175,6 +219,9 @@ type CheckpointWithWrites struct {
 // Checkpoint returns a checkpoint by id with its pending writes; with
 // checkpointID "" the latest of (thread, ns).
 func (s *Service) Checkpoint(ctx context.Context, k projector.CheckpointKey, m MinSeq) (CheckpointWithWrites, error) {
+	if err := checkScope(ctx, k.ThreadID); err != nil {
+		return CheckpointWithWrites{}, err
+	}
 	if err := s.Wait(ctx, m, k.ThreadID); err != nil {
 		return CheckpointWithWrites{}, err
 	}
@@ -198,6 +245,9 @@ func (s *Service) Checkpoint(ctx context.Context, k projector.CheckpointKey, m M
 // Writes returns the pending writes of a checkpoint (of one task if taskID
 // is not "").
 func (s *Service) Writes(ctx context.Context, k projector.CheckpointKey, taskID string, m MinSeq) ([]projector.WriteRow, error) {
+	if err := checkScope(ctx, k.ThreadID); err != nil {
+		return nil, err
+	}
 	if err := s.Wait(ctx, m, k.ThreadID); err != nil {
 		return nil, err
 	}
@@ -205,17 +255,88 @@ func (s *Service) Writes(ctx context.Context, k projector.CheckpointKey, taskID 
 }
 
 // Ancestors returns up to depth ancestors of a checkpoint, nearest first.
+// Where a thread's lineage ends at a root whose metadata records a
+// forked_from origin (projector.ForkedFrom), it continues into the origin's
+// thread; see AncestorsWithin to stay in the thread.
 func (s *Service) Ancestors(ctx context.Context, k projector.CheckpointKey, depth int, m MinSeq) ([]projector.Version, error) {
+	return s.ancestors(ctx, k, depth, true, m)
+}
+
+// AncestorsWithin is Ancestors without following forks into other threads.
+func (s *Service) AncestorsWithin(ctx context.Context, k projector.CheckpointKey, depth int, m MinSeq) ([]projector.Version, error) {
+	return s.ancestors(ctx, k, depth, false, m)
+}
+
+func (s *Service) ancestors(ctx context.Context, k projector.CheckpointKey, depth int, followForks bool, m MinSeq) ([]projector.Version, error) {
 	if depth <= 0 {
 		depth = s.cfg.DefaultDepth
 	}
 	if depth > s.cfg.MaxDepth {
 		return nil, events.Errorf(events.Invalid, "depth %d is above the maximum %d", depth, s.cfg.MaxDepth)
 	}
+	if err := checkScope(ctx, k.ThreadID); err != nil {
+		return nil, err
+	}
 	if err := s.Wait(ctx, m, k.ThreadID); err != nil {
 		return nil, err
 	}
-	return s.store.Ancestors(ctx, k, depth)
+	out, err := s.store.Ancestors(ctx, k, depth)
+	if err != nil || !followForks {
+		return out, err
+	}
+	// Cross into origins while depth allows: from the last checkpoint of
+	// the walk (the start itself if it has no ancestors) when it is a root
+	// that records where it was forked from. An origin out of the caller's
+	// scope, missing, or already visited ends the lineage.
+	var seen map[projector.CheckpointKey]bool // built at the first crossing
+	for len(out) < depth {
+		var last projector.Version
+		if len(out) > 0 {
+			last = out[len(out)-1]
+		} else if last, err = s.store.Checkpoint(ctx, k); err != nil {
+			return nil, err
+		}
+		if last.ParentID != "" {
+			return out, nil // the walk ended at a parent that is not stored
+		}
+		origin, ok := projector.ForkedFrom(last.Metadata)
+		if !ok || !scopeFrom(ctx).allows(origin.ThreadID) {
+			return out, nil
+		}
+		if seen == nil {
+			seen = map[projector.CheckpointKey]bool{k: true}
+			for _, v := range out {
+				seen[v.CheckpointKey] = true
+			}
+		}
+		if seen[origin] {
+			return out, nil
+		}
+		v, err := s.store.Checkpoint(ctx, origin)
+		if errors.Is(err, events.ErrNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		seen[origin] = true
+		if len(out) == depth {
+			return out, nil
+		}
+		more, err := s.store.Ancestors(ctx, origin, depth-len(out))
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range more {
+			if seen[v.CheckpointKey] {
+				return out, nil
+			}
+			seen[v.CheckpointKey] = true
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // ListParams selects checkpoints for List.
@@ -242,8 +363,9 @@ type ListResult struct {
 }
 
 // List returns checkpoints newest first (by stream sequence). A filtered
-// listing examines at most ScanLimit rows per call; when it stops early it
-// returns a cursor even if the page is short.
+// listing, or one across threads for a caller scoped to some, examines at
+// most ScanLimit rows per call; when it stops early it returns a cursor
+// even if the page is short.
 func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 	if p.Limit <= 0 {
 		p.Limit = s.cfg.DefaultLimit
@@ -256,6 +378,12 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 		var err error
 		if filter, err = events.ObjectMembers(p.Filter); err != nil {
 			return ListResult{}, events.Errorf(events.Invalid, "filter must be a JSON object: %v", err)
+		}
+	}
+	sc := scopeFrom(ctx)
+	if p.ThreadID != "" {
+		if err := checkScope(ctx, p.ThreadID); err != nil {
+			return ListResult{}, err
 		}
 	}
 	if err := s.Wait(ctx, p.MinSeq, p.ThreadID); err != nil {
@@ -276,7 +404,10 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 		}
 	}
 	q := projector.ListQuery{ThreadID: p.ThreadID, NS: p.NS, AllNS: p.AllNS, BeforeSeq: before}
-	if len(filter) == 0 {
+	// Without a filter, and with every listed thread in scope, one page of
+	// the store is the answer; otherwise scan and keep what passes.
+	restricted := p.ThreadID == "" && !sc.all()
+	if len(filter) == 0 && !restricted {
 		q.Limit = p.Limit
 		vs, err := s.store.List(ctx, q)
 		if err != nil {
@@ -298,7 +429,7 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 		}
 		for _, v := range vs {
 			scanned++
-			if matches(v.Metadata, filter) {
+			if sc.allows(v.ThreadID) && matches(v.Metadata, filter) {
 				res.Checkpoints = append(res.Checkpoints, v)
 				if len(res.Checkpoints) == p.Limit {
 					res.NextBeforeSeq = v.Seq
@@ -318,6 +449,9 @@ func (s *Service) List(ctx context.Context, p ListParams) (ListResult, error) {
 }
 
 func matches(metadata []byte, filter []events.Member) bool {
+	if len(filter) == 0 {
+		return true
+	}
 	ms, err := events.ObjectMembers(metadata)
 	if err != nil {
 		return false
