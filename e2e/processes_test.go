@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,38 +204,8 @@ func TestDemoInProcessTwice(t *testing.T) {
 
 func TestThreeServicesAsProcesses(t *testing.T) {
 	dir := t.TempDir()
-	natsPort, queryPort := freePort(t), freePort(t)
-	conf, err := os.ReadFile("../deploy/nats/single.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	confText := strings.Replace(string(conf), "listen: 127.0.0.1:14222", fmt.Sprintf("listen: 127.0.0.1:%d", natsPort), 1)
-	if confText == string(conf) {
-		t.Fatal("deploy/nats/single.conf no longer listens on 127.0.0.1:14222; update this test")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "nats.conf"), []byte(confText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	queryURL := fmt.Sprintf("http://127.0.0.1:%d", queryPort)
-
-	nats := start(t, dir, "nats-server", "-c", "nats.conf")
-	eventually(t, "nats-server to listen", 20*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", natsPort))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	writer := start(t, dir, "writer", "--nats-url", natsURL, "--sqlite-path", "cairn.db")
-	query := start(t, dir, "query", "--nats-url", natsURL, "--sqlite-path", "cairn.db", "--listen", fmt.Sprintf("127.0.0.1:%d", queryPort))
-	eventually(t, "query service to answer", 20*time.Second, func() bool {
-		resp, err := http.Get(queryURL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	svc := startServices(t, dir)
+	natsURL, queryURL := svc.natsURL, svc.queryURL
 
 	out := runCmd(t, dir, "agent", "--nats-url", natsURL, "--query-url", queryURL, "--thread", "incident-e2e")
 	assertDemoOutput(t, out)
@@ -244,9 +213,5 @@ func TestThreeServicesAsProcesses(t *testing.T) {
 	if !strings.Contains(out, "thread incident-e2e deleted") {
 		t.Errorf("delete output: %s", out)
 	}
-	for _, p := range []*process{query, writer, nats} {
-		if err := p.stop(t); err != nil {
-			t.Errorf("%s exited with %v after SIGTERM", p.name, err)
-		}
-	}
+	svc.stop(t)
 }
