@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +136,9 @@ func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgI
 		if !retryable(err) {
 			return backoff.Permanent(fmt.Errorf("publish to %s: %w", msg.Subject, err))
 		}
+		if refused := refusedPublish(js.Conn(), msg.Subject); refused != nil {
+			return backoff.Permanent(events.Errorf(events.Invalid, "publish to %s refused by the server: %w", msg.Subject, refused))
+		}
 		failures++
 		if failures == 1 || failures%20 == 0 {
 			log.Warn("publish retrying", "subject", msg.Subject, "event_id", msgID, "attempts", failures, "err", err)
@@ -148,6 +152,19 @@ func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgI
 		return 0, err
 	}
 	return seq, nil
+}
+
+// refusedPublish returns the connection's last error if it is the server
+// refusing publishes to subject (user permissions). The server drops such a
+// message without an answer, so the attempt times out like a transient
+// failure; without this check it would be retried until ctx ends. The last
+// error stays until the connection reconnects.
+func refusedPublish(nc *nats.Conn, subject string) error {
+	err := nc.LastError()
+	if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), fmt.Sprintf("Publish to %q", subject)) {
+		return err
+	}
+	return nil
 }
 
 // keyedLock is a set of mutexes by key that honour contexts; entries are
