@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/events"
@@ -127,6 +128,16 @@ func Start(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 		// its next run within seconds instead of half a minute.
 		cfg.Writer.AckWait = DefaultAckWait
 	}
+	// One registry: the query service's /metrics shows the writers' too.
+	reg := cfg.Query.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if cfg.Writer.Metrics == nil {
+		if cfg.Writer.Metrics, err = writer.NewMetrics(reg); err != nil {
+			return nil, fmt.Errorf("writer metrics: %w", err)
+		}
+	}
 	for i := range cfg.Writers {
 		wc := cfg.Writer
 		wc.Root, wc.Fleet, wc.Prefix = cfg.Root, cfg.Fleet, cfg.Prefix
@@ -156,6 +167,7 @@ func Start(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 		return nil, err
 	}
 	qc := cfg.Query
+	qc.Registry = reg
 	if qc.Logger == nil {
 		qc.Logger = cfg.Logger
 	}

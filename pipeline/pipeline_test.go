@@ -197,3 +197,26 @@ func TestHTTPErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsShowWriterAndQuery(t *testing.T) {
+	p := MustStart(t, pipeline.Config{})
+	s := newSaver(p)
+	ctx := ctxT(t)
+	if _, _, err := s.Put(ctx, saver.Ref{ThreadID: "m"}, "v1", json.RawMessage(`{}`), json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, saver.Ref{ThreadID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(p.QueryURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cairn_writer_events_total{outcome="applied"} 1`, "cairn_writer_apply_seconds_count 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

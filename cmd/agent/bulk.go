@@ -21,8 +21,10 @@ import (
 type bulkEnv struct {
 	NATS     cli.NATS
 	QueryURL string
-	DataDir  string
-	Log      cli.Logging
+	// QueryToken is the bearer token sent to the query service.
+	QueryToken string
+	DataDir    string
+	Log        cli.Logging
 
 	logger *slog.Logger
 	js     jetstream.JetStream
@@ -34,6 +36,7 @@ type bulkEnv struct {
 func (b *bulkEnv) register(fs *flag.FlagSet) {
 	b.NATS.Register(fs, "")
 	cli.String(fs, &b.QueryURL, "query-url", "QUERY_URL", "http://127.0.0.1:8181", "query service URL (used with --nats-url)")
+	cli.Secret(fs, &b.QueryToken, "query-token", "CAIRN_QUERY_TOKEN", "bearer token for the query service (when it requires one)")
 	cli.String(fs, &b.DataDir, "data-dir", "CAIRN_DATA_DIR", ".cairn", "data directory of the in-process pipeline (without --nats-url)")
 	b.Log.Register(fs, "warn")
 }
@@ -79,6 +82,7 @@ func (b *bulkEnv) open(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	b.api = query.NewClient(b.QueryURL, nil)
+	b.api.Token = b.QueryToken
 	fmt.Fprintf(stdout, "publishing to %s (fleet %s), reading from %s\n", b.NATS.URL, b.NATS.Fleet, b.QueryURL)
 	return nil
 }

@@ -81,10 +81,12 @@ type Main struct {
 
 	NATS     cli.NATS
 	QueryURL string
-	DataDir  string
-	Thread   string
-	Cleanup  bool
-	Log      cli.Logging
+	// QueryToken is the bearer token sent to the query service.
+	QueryToken string
+	DataDir    string
+	Thread     string
+	Cleanup    bool
+	Log        cli.Logging
 	// Flags, if set, registers a subcommand's own flags. ParseFlags calls it
 	// after registering the shared flags (so it may adjust their usage) and
 	// before parsing.
@@ -101,6 +103,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	fs.SetOutput(m.Stderr)
 	m.NATS.Register(fs, "")
 	cli.String(fs, &m.QueryURL, "query-url", "QUERY_URL", "http://127.0.0.1:8181", "query service URL (used with --nats-url)")
+	cli.Secret(fs, &m.QueryToken, "query-token", "CAIRN_QUERY_TOKEN", "bearer token for the query service (when it requires one)")
 	cli.String(fs, &m.DataDir, "data-dir", "CAIRN_DATA_DIR", ".cairn", "data directory of the in-process pipeline (without --nats-url)")
 	m.Log.Register(fs, "warn")
 	threadHelp := "thread id (default: a new incident-<random> thread per run)"
@@ -173,7 +176,9 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "publishing to %s (fleet %s), reading from %s\n", m.NATS.URL, m.NATS.Fleet, m.QueryURL)
-	m.saver = saver.New(pub, query.NewClient(m.QueryURL, nil))
+	api := query.NewClient(m.QueryURL, nil)
+	api.Token = m.QueryToken
+	m.saver = saver.New(pub, api)
 	return nil
 }
 

@@ -10,10 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/cmd/internal/cli"
@@ -58,14 +64,17 @@ func main() {
 type Main struct {
 	Stdout, Stderr io.Writer
 
-	NATS    cli.NATS
-	Store   cli.Store
-	Log     cli.Logging
-	Writer  writer.Config
-	Stream  broker.StreamConfig
-	DryRun  bool
-	logger  *slog.Logger
-	maxSize int
+	NATS   cli.NATS
+	Store  cli.Store
+	Log    cli.Logging
+	Writer writer.Config
+	Stream broker.StreamConfig
+	DryRun bool
+	// MetricsAddr, when set, serves the writer's Prometheus metrics at
+	// http://MetricsAddr/metrics.
+	MetricsAddr string
+	logger      *slog.Logger
+	maxSize     int
 }
 
 // ParseFlags parses the flags of subcommand cmd.
@@ -85,6 +94,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		cli.Int(fs, &m.Writer.MaxEventBytes, "max-event-bytes", "CAIRN_MAX_EVENT_BYTES", events.DefaultMaxEventBytes, "larger events are dead-lettered")
 		cli.Duration(fs, &m.Writer.MaxBackoff, "max-backoff", "CAIRN_MAX_BACKOFF", writer.DefaultMaxBackoff, "longest wait between retries while the store is down")
 		cli.Int(fs, &m.Stream.Replicas, "replicas", "CAIRN_REPLICAS", 1, "replicas of the streams when this writer creates them")
+		cli.String(fs, &m.MetricsAddr, "metrics-addr", "CAIRN_METRICS_ADDR", "", "serve Prometheus metrics at http://ADDR/metrics (empty = off)")
 		cli.Int(fs, &m.Writer.Retention.KeepLast, "keep-last", "CAIRN_KEEP_LAST", 0, "retention: keep each thread's newest N checkpoints and prune the rest (0 = keep all)")
 		cli.Duration(fs, &m.Writer.Retention.MaxAge, "max-age", "CAIRN_MAX_AGE", 0, "retention: prune checkpoints older than this by created_at, always keeping the newest (0 = keep all)")
 		cli.Duration(fs, &m.Stream.MaxAge, "stream-max-age", "CAIRN_STREAM_MAX_AGE", 0, "max age of events in the stream when this writer creates it (0 = keep forever; older events cannot be replayed)")
@@ -135,6 +145,13 @@ func (m *Main) Run(ctx context.Context) error {
 	wc.Root, wc.Fleet, wc.Prefix = m.NATS.Root, m.NATS.Fleet, m.Store.Prefix
 	wc.Stream = m.Stream
 	wc.Logger = m.logger
+	if m.MetricsAddr != "" {
+		stop, err := m.serveMetrics(&wc)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	w, err := writer.New(js, store, wc)
 	if err != nil {
 		return err
@@ -162,4 +179,24 @@ func (m *Main) Redrive(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "  %s\n", r)
 	}
 	return err
+}
+
+// serveMetrics registers the writer metrics in wc and serves them on
+// MetricsAddr until the returned stop is called.
+func (m *Main) serveMetrics(wc *writer.Config) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if wc.Metrics, err = writer.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", m.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", m.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	m.logger.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close() }, nil
 }
