@@ -51,6 +51,9 @@ type Checkpoint struct {
 	Seq           uint64          `json:"seq"`
 	EventID       string          `json:"event_id"`
 	PendingWrites []Write         `json:"pending_writes,omitempty"`
+	// ParentPruned is set on single-checkpoint reads: the parent was
+	// removed by a prune or a delete (not merely never stored).
+	ParentPruned bool `json:"parent_pruned,omitempty"`
 }
 
 // UnmarshalJSON decodes a null parent as "".

@@ -276,7 +276,7 @@ func (s *Service) getLatest(ctx context.Context, p params) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appendCheckpoint(nil, cw.Version, cw.Writes, true), nil
+	return appendCheckpointWithWrites(nil, cw), nil
 }
 
 func (s *Service) getCheckpoint(ctx context.Context, p params) ([]byte, error) {
@@ -292,7 +292,7 @@ func (s *Service) getCheckpoint(ctx context.Context, p params) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appendCheckpoint(nil, cw.Version, cw.Writes, true), nil
+	return appendCheckpointWithWrites(nil, cw), nil
 }
 
 func (s *Service) getWrites(ctx context.Context, p params) ([]byte, error) {
@@ -480,6 +480,15 @@ func appendCheckpoint(b []byte, v projector.Version, writes []projector.WriteRow
 		b = append(b, `,"pending_writes":`...)
 		b = appendWrites(b, writes)
 	}
+	return append(b, '}')
+}
+
+// appendCheckpointWithWrites writes a checkpoint with its pending writes
+// and whether its parent was pruned.
+func appendCheckpointWithWrites(b []byte, cw CheckpointWithWrites) []byte {
+	b = appendCheckpoint(b, cw.Version, cw.Writes, true)
+	b = append(b[:len(b)-1], `,"parent_pruned":`...)
+	b = strconv.AppendBool(b, cw.ParentPruned)
 	return append(b, '}')
 }
 

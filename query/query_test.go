@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-io/cairn/broker"
 	"github.com/cairn-io/cairn/events"
 	"github.com/cairn-io/cairn/projector"
+	"github.com/cairn-io/cairn/projector/storetest"
 	"github.com/cairn-io/cairn/query"
 	"github.com/cairn-io/cairn/sqlite"
 )
@@ -338,7 +339,7 @@ func TestHTTPShapes(t *testing.T) {
 	srv := MustServe(t, query.NewService(f.store, nil, query.Config{Logger: quietLogger()}))
 
 	checkpointKeys := []string{"checkpoint", "checkpoint_id", "checkpoint_ns", "created_at", "event_id", "metadata", "parent_checkpoint_id", "seq", "thread_id"}
-	withWrites := append(slices.Clone(checkpointKeys), "pending_writes")
+	withWrites := append(slices.Clone(checkpointKeys), "pending_writes", "parent_pruned")
 	slices.Sort(withWrites)
 	writeKeys := []string{"channel", "idx", "seq", "task_id", "task_path", "value"}
 
@@ -721,5 +722,42 @@ func TestHTTPErrors(t *testing.T) {
 	}
 	if _, _, err := c.List(ctx, query.ListParams{Limit: 1001}); !errors.Is(err, events.ErrInvalid) {
 		t.Errorf("client list over the limit cap: got %v, want invalid", err)
+	}
+}
+
+func TestParentPrunedInReads(t *testing.T) {
+	store, err := sqlite.Open(context.Background(), sqlite.Config{Path: sqlite.MemoryPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	storetest.MustApply(t, store,
+		storetest.Put(1, "t", "", "v1", "", `{}`, `{}`), storetest.Put(2, "t", "", "v2", "v1", `{}`, `{}`),
+		storetest.Put(3, "t", "", "v3", "v2", `{}`, `{}`), storetest.Prune(4, "t", 3),
+		storetest.Put(5, "u", "", "u2", "u1", `{}`, `{}`))
+	srv := httptest.NewServer(query.NewService(store, nil, query.Config{}).Handler())
+	defer srv.Close()
+	c := query.NewClient(srv.URL, nil)
+	for _, tt := range []struct {
+		thread, id string
+		want       bool
+	}{
+		{"t", "v3", true},  // v2 was pruned
+		{"t", "", true},    // latest is v3
+		{"u", "u2", false}, // u1 was never stored
+	} {
+		var cp query.Checkpoint
+		var err error
+		if tt.id == "" {
+			cp, err = c.Latest(context.Background(), tt.thread, "", query.MinSeq{})
+		} else {
+			cp, err = c.Checkpoint(context.Background(), tt.thread, "", tt.id, query.MinSeq{})
+		}
+		if err != nil {
+			t.Fatalf("%s/%s: %v", tt.thread, tt.id, err)
+		}
+		if cp.ParentPruned != tt.want {
+			t.Errorf("%s/%s: parent_pruned %v, want %v", tt.thread, tt.id, cp.ParentPruned, tt.want)
+		}
 	}
 }

@@ -214,6 +214,10 @@ func (s *Service) Latest(ctx context.Context, threadID, ns string, m MinSeq) (pr
 type CheckpointWithWrites struct {
 	projector.Version
 	Writes []projector.WriteRow
+	// ParentPruned says the checkpoint names a parent that a thread.prune
+	// or thread.delete removed (projector.ParentPruned), as opposed to one
+	// that was never stored.
+	ParentPruned bool
 }
 
 // Checkpoint returns a checkpoint by id with its pending writes; with
@@ -239,7 +243,35 @@ func (s *Service) Checkpoint(ctx context.Context, k projector.CheckpointKey, m M
 	if err != nil {
 		return CheckpointWithWrites{}, err
 	}
-	return CheckpointWithWrites{Version: v, Writes: ws}, nil
+	pruned, err := s.parentPruned(ctx, v)
+	if err != nil {
+		return CheckpointWithWrites{}, err
+	}
+	return CheckpointWithWrites{Version: v, Writes: ws, ParentPruned: pruned}, nil
+}
+
+// parentPruned reports whether v's parent was removed by its thread's
+// watermark. Stores that cannot read a thread's row answer false.
+func (s *Service) parentPruned(ctx context.Context, v projector.Version) (bool, error) {
+	tr, ok := s.store.(projector.ThreadReader)
+	if !ok || v.ParentID == "" {
+		return false, nil
+	}
+	th, err := tr.Thread(ctx, v.ThreadID)
+	if err != nil || th.Watermark == 0 || v.Seq < th.Watermark {
+		if errors.Is(err, events.ErrNotFound) {
+			err = nil
+		}
+		return false, err
+	}
+	_, err = s.store.Checkpoint(ctx, projector.CheckpointKey{ThreadID: v.ThreadID, NS: v.NS, ID: v.ParentID})
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, events.ErrNotFound):
+		return projector.ParentPruned(v, false, th), nil
+	}
+	return false, err
 }
 
 // Writes returns the pending writes of a checkpoint (of one task if taskID

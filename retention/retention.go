@@ -147,10 +147,8 @@ func PruneEvent(fleet, threadID string, below uint64, now time.Time) *events.Eve
 }
 
 // ParentPruned reports whether a read of checkpoint v should say that its
-// parent was pruned: v names a parent, the parent is not stored, and the
-// thread's watermark (raised by a prune or a delete) lies above 0 and at or
-// below v. A parent that is missing without a watermark was never stored
-// (or has not arrived yet), which is a different answer.
+// parent was pruned; see projector.ParentPruned, which the query service
+// uses.
 func ParentPruned(v projector.Version, parentStored bool, t projector.Thread) bool {
-	return v.ParentID != "" && !parentStored && t.Watermark > 0 && v.Seq >= t.Watermark
+	return projector.ParentPruned(v, parentStored, t)
 }
