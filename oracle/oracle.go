@@ -5,10 +5,10 @@
 // concurrent writers serialise per thread on row locks of the threads
 // table; the empty namespace and task path, which Oracle would store as
 // NULL, are stored as events.EmptySentinel. It implements projector.Store
-// and passes the conformance suite in projector/storetest wherever an
-// Oracle database is reachable. godror needs cgo to build and Oracle
-// Instant Client at run time; without it, Open fails with a message that
-// says so.
+// and projector.Lineage and passes the conformance suite in
+// projector/storetest wherever an Oracle database is reachable. godror
+// needs cgo to build and Oracle Instant Client at run time; without it,
+// Open fails with a message that says so.
 package oracle
 
 //go:generate go test -run TestSchemaFile -update .

@@ -143,14 +143,20 @@ func (s *DB) List(ctx context.Context, q projector.ListQuery) ([]projector.Versi
 }
 
 func (s *DB) queryVersions(ctx context.Context, op, query string, args ...any) ([]projector.Version, error) {
-	var out []projector.Version
+	return queryRows(ctx, s, op, query, args, func(sc scanner) (projector.Version, error) { return scanVersion(sc, true) })
+}
+
+// queryRows runs a read outside any transaction, under the call timeout,
+// and returns every row as scan reads it.
+func queryRows[T any](ctx context.Context, s *DB, op, query string, args []any, scan func(sc scanner) (T, error)) ([]T, error) {
+	var out []T
 	err := s.call(ctx, op, func(ctx context.Context) error {
 		rows, err := s.db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		return scanAll(rows, func(sc scanner) error {
-			v, err := scanVersion(sc, true)
+			v, err := scan(sc)
 			out = append(out, v)
 			return err
 		})
@@ -168,19 +174,7 @@ func (s *DB) Writes(ctx context.Context, k projector.CheckpointKey, taskID strin
 	if taskID != "" {
 		query, args = s.stmts.writesOfTask, append(args, taskID)
 	}
-	var out []projector.WriteRow
-	err := s.call(ctx, "writes", func(ctx context.Context) error {
-		rows, err := s.db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		return scanAll(rows, func(sc scanner) error {
-			w, err := scanWrite(sc)
-			out = append(out, w)
-			return err
-		})
-	})
-	return out, err
+	return queryRows(ctx, s, "writes", query, args, scanWrite)
 }
 
 // Ancestors implements projector.Reader with a recursive WITH query that

@@ -9,11 +9,12 @@ import (
 	"github.com/cairn-io/cairn/projector"
 )
 
-// This file builds every statement the store sends, with its bind values,
-// as pure functions of the validated prefix and the rows, so that tests can
-// check the SQL where Oracle differs from PostgreSQL: no empty strings (the
-// sentinel), MERGE instead of ON CONFLICT, array binding instead of unnest,
-// padded IN lists, FETCH FIRST instead of LIMIT, WITH without RECURSIVE.
+// This file (and lineage.go, for the lineage reads) builds every statement
+// the store sends, with its bind values, as pure functions of the validated
+// prefix and the rows, so that tests can check the SQL where Oracle differs
+// from PostgreSQL: no empty strings (the sentinel), MERGE instead of ON
+// CONFLICT, array binding instead of unnest, padded IN lists, FETCH FIRST
+// instead of LIMIT, WITH without RECURSIVE.
 // Bind variables are positional (:1, :2, ...) and each appears once: godror
 // binds by position, so a repeated name would need its value passed twice.
 
