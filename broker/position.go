@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -26,6 +27,15 @@ type Position struct {
 	consumer string
 	root     string
 	fleet    string
+
+	// mu serialises scans for the fleet's first unacknowledged message and
+	// guards next: the sequence the last scan found (0 for none). While the
+	// ack floor stays below it, no event of the fleet lies between the
+	// floor and next and next itself is unacknowledged, so the answer needs
+	// no new scan. A scan from an old floor can walk many messages of other
+	// fleets; this keeps it to one per advance of the floor.
+	mu   sync.Mutex
+	next uint64
 }
 
 // NewPosition returns a Position for the durable consumer of (fleet,
@@ -61,6 +71,11 @@ func (p *Position) Covered(ctx context.Context, seq uint64) (bool, uint64, error
 	// Messages of other fleets do not count: find the fleet's first message
 	// above the floor. It is unacknowledged (or the floor would be past it);
 	// if it lies above seq, everything at or below seq is done.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next > floor {
+		return p.next > seq, floor, nil
+	}
 	next, err := p.stream.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(events.FleetFilter(p.root, p.fleet)))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -72,6 +87,7 @@ func (p *Position) Covered(ctx context.Context, seq uint64) (bool, uint64, error
 	case err != nil:
 		return false, floor, classify(fmt.Errorf("next message after %d: %w", floor, err))
 	}
+	p.next = next.Sequence
 	return next.Sequence > seq, floor, nil
 }
 

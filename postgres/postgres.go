@@ -136,7 +136,13 @@ func (s *DB) migrate(ctx context.Context) error {
 // Update implements projector.Store in a READ COMMITTED transaction;
 // LockThreads' row locks serialise concurrent writers per thread.
 func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx projector.Tx) error) error {
-	return s.inTx(ctx, "update", func(tx pgx.Tx) error { return fn(ctx, &txn{tx: tx, s: s}) })
+	return s.inTx(ctx, "update", func(tx pgx.Tx) error {
+		t := &txn{tx: tx, s: s}
+		if err := fn(ctx, t); err != nil {
+			return err
+		}
+		return t.flush(ctx)
+	})
 }
 
 func (s *DB) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {

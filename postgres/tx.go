@@ -13,16 +13,48 @@ import (
 // method is one statement over arrays (unnest), and every statement is
 // idempotent by primary key: upserts (ON CONFLICT DO UPDATE, or DO NOTHING
 // where a row's content is fixed by its key and seq), and deletes by key.
+//
+// Writes are pipelined: exec queues a statement, and the queue is sent in
+// one round trip before the next read and before the commit. A batch thus
+// costs a few round trips whatever the number of tables it touches.
 type txn struct {
-	tx pgx.Tx
-	s  *DB
+	tx      pgx.Tx
+	s       *DB
+	pending pgx.Batch
 }
 
 var _ projector.Tx = (*txn)(nil)
 
-func (t *txn) exec(ctx context.Context, q string, args ...any) error {
-	_, err := t.tx.Exec(ctx, t.s.sql(q), args...)
-	return err
+// exec queues a statement; its error surfaces at the next flush.
+func (t *txn) exec(_ context.Context, q string, args ...any) error {
+	t.pending.Queue(t.s.sql(q), args...)
+	return nil
+}
+
+// flush sends the queued statements in one round trip and returns the
+// first error.
+func (t *txn) flush(ctx context.Context) error {
+	if t.pending.Len() == 0 {
+		return nil
+	}
+	b := t.pending
+	t.pending = pgx.Batch{}
+	return t.tx.SendBatch(ctx, &b).Close()
+}
+
+// read queues a query behind the queued statements and sends them all in
+// one round trip, calling each for every row of the query's result.
+func (t *txn) read(ctx context.Context, q string, args []any, each func(rows pgx.Rows) error) error {
+	t.pending.Queue(t.s.sql(q), args...).Query(func(rows pgx.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			if err := each(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	return t.flush(ctx)
 }
 
 func (t *txn) LockThreads(ctx context.Context, ids []string) (map[string]projector.Thread, error) {
@@ -36,23 +68,22 @@ func (t *txn) LockThreads(ctx context.Context, ids []string) (map[string]project
 		ON CONFLICT (thread_id) DO NOTHING`, ids); err != nil {
 		return nil, fmt.Errorf("create threads: %w", err)
 	}
-	rows, err := t.tx.Query(ctx, t.s.sql(`SELECT thread_id, watermark, last_seq FROM {{p}}_threads
-		WHERE thread_id = ANY($1) ORDER BY thread_id FOR UPDATE`), ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock threads: %w", err)
-	}
-	defer rows.Close()
 	out := make(map[string]projector.Thread, len(ids))
-	for rows.Next() {
+	err := t.read(ctx, `SELECT thread_id, watermark, last_seq FROM {{p}}_threads
+		WHERE thread_id = ANY($1) ORDER BY thread_id FOR UPDATE`, []any{ids}, func(rows pgx.Rows) error {
 		var th projector.Thread
 		var w, l int64
 		if err := rows.Scan(&th.ID, &w, &l); err != nil {
-			return nil, err
+			return err
 		}
 		th.Watermark, th.LastSeq = uint64(w), uint64(l)
 		out[th.ID] = th
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lock threads: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (t *txn) PutThreads(ctx context.Context, threads []projector.Thread) error {
@@ -86,22 +117,17 @@ func (t *txn) LoadVersions(ctx context.Context, keys []projector.CheckpointKey) 
 	}
 	th, ns, id := keyArrays(keys)
 	const join = ` c JOIN k ON c.thread_id = k.t AND c.checkpoint_ns = k.n AND c.checkpoint_id = k.i`
-	rows, err := t.tx.Query(ctx, t.s.sql(`WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(t, n, i))
+	err := t.read(ctx, `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(t, n, i))
 		SELECT 0, `+prefixed("c", versionCols)+` FROM {{p}}_checkpoints`+join+`
 		UNION ALL
 		SELECT 1, `+prefixed("c", versionCols)+` FROM {{p}}_conflicts`+join+`
 		UNION ALL
 		SELECT 2, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, NULL, NULL, c.created_at, c.seq, c.event_id, c.content_hash
-		FROM {{p}}_duplicates`+join), th, ns, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+		FROM {{p}}_duplicates`+join, []any{th, ns, id}, func(rows pgx.Rows) error {
 		var role int
 		v, err := scanVersion(rows, &role)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sk := out[v.CheckpointKey]
 		if sk == nil {
@@ -116,28 +142,26 @@ func (t *txn) LoadVersions(ctx context.Context, keys []projector.CheckpointKey) 
 		default:
 			sk.Duplicates = append(sk.Duplicates, v)
 		}
-	}
-	return out, rows.Err()
+		return nil
+	})
+	return out, err
 }
 
 func (t *txn) KeysWithVersionsFrom(ctx context.Context, threadID string, seq uint64) ([]projector.CheckpointKey, error) {
-	rows, err := t.tx.Query(ctx, t.s.sql(`
+	var out []projector.CheckpointKey
+	err := t.read(ctx, `
 		SELECT checkpoint_ns, checkpoint_id FROM {{p}}_conflicts WHERE thread_id = $1 AND seq >= $2
 		UNION
-		SELECT checkpoint_ns, checkpoint_id FROM {{p}}_duplicates WHERE thread_id = $1 AND seq >= $2`), threadID, seqArg(seq))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []projector.CheckpointKey
-	for rows.Next() {
-		k := projector.CheckpointKey{ThreadID: threadID}
-		if err := rows.Scan(&k.NS, &k.ID); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+		SELECT checkpoint_ns, checkpoint_id FROM {{p}}_duplicates WHERE thread_id = $1 AND seq >= $2`,
+		[]any{threadID, seqArg(seq)}, func(rows pgx.Rows) error {
+			k := projector.CheckpointKey{ThreadID: threadID}
+			if err := rows.Scan(&k.NS, &k.ID); err != nil {
+				return err
+			}
+			out = append(out, k)
+			return nil
+		})
+	return out, err
 }
 
 // versionArrays splits versions into column arrays for unnest.
@@ -231,21 +255,18 @@ func (t *txn) LoadWriteSets(ctx context.Context, keys []projector.TaskKey) (map[
 		return out, nil
 	}
 	th, ns, cp, task := taskArrays(keys)
-	rows, err := t.tx.Query(ctx, t.s.sql(`SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.seq, w.event_id, w.created_at
+	err := t.read(ctx, `SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.seq, w.event_id, w.created_at
 		FROM {{p}}_write_sets w JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(t, n, c, k)
-		  ON w.thread_id = k.t AND w.checkpoint_ns = k.n AND w.checkpoint_id = k.c AND w.task_id = k.k`), th, ns, cp, task)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		ws, err := scanWriteSet(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[ws.TaskKey] = ws
-	}
-	return out, rows.Err()
+		  ON w.thread_id = k.t AND w.checkpoint_ns = k.n AND w.checkpoint_id = k.c AND w.task_id = k.k`,
+		[]any{th, ns, cp, task}, func(rows pgx.Rows) error {
+			ws, err := scanWriteSet(rows)
+			if err != nil {
+				return err
+			}
+			out[ws.TaskKey] = ws
+			return nil
+		})
+	return out, err
 }
 
 func scanWriteSet(sc scanner) (projector.WriteSet, error) {
@@ -315,9 +336,21 @@ func (t *txn) RefreshLive(ctx context.Context, threadIDs []string) error {
 	if err := t.exec(ctx, `DELETE FROM {{p}}_live WHERE thread_id = ANY($1)`, threadIDs); err != nil {
 		return err
 	}
-	// Per thread and namespace, the row with the highest seq.
-	return t.exec(ctx, `INSERT INTO {{p}}_live (thread_id, checkpoint_ns, checkpoint_id, seq)
-		SELECT DISTINCT ON (thread_id, checkpoint_ns) thread_id, checkpoint_ns, checkpoint_id, seq
-		FROM {{p}}_checkpoints WHERE thread_id = ANY($1)
-		ORDER BY thread_id, checkpoint_ns, seq DESC`, threadIDs)
+	// Per thread and namespace, the row with the highest seq. The
+	// namespaces are found by a skip scan (the next larger namespace, one
+	// index probe each) and each one's newest row by one probe of (thread,
+	// ns, seq), so the cost does not grow with the thread's length, with or
+	// without planner statistics.
+	return t.exec(ctx, `WITH RECURSIVE ns (t, n) AS (
+			SELECT u.t, (SELECT min(checkpoint_ns) FROM {{p}}_checkpoints WHERE thread_id = u.t)
+			FROM unnest($1::text[]) AS u(t)
+			UNION ALL
+			SELECT ns.t, (SELECT min(checkpoint_ns) FROM {{p}}_checkpoints WHERE thread_id = ns.t AND checkpoint_ns > ns.n)
+			FROM ns WHERE ns.n IS NOT NULL
+		)
+		INSERT INTO {{p}}_live (thread_id, checkpoint_ns, checkpoint_id, seq)
+		SELECT ns.t, ns.n, l.checkpoint_id, l.seq FROM ns
+		CROSS JOIN LATERAL (SELECT checkpoint_id, seq FROM {{p}}_checkpoints
+			WHERE thread_id = ns.t AND checkpoint_ns = ns.n ORDER BY seq DESC LIMIT 1) l
+		WHERE ns.n IS NOT NULL`, threadIDs)
 }

@@ -284,11 +284,20 @@ func (t *txn) RefreshLive(ctx context.Context, threadIDs []string) error {
 		len(threadIDs), func(i int) []any { return []any{threadIDs[i]} }); err != nil {
 		return err
 	}
-	// Per namespace, the row with the highest seq (seq is unique).
-	return t.each(ctx, `INSERT INTO {{p}}_live (thread_id, checkpoint_ns, checkpoint_id, seq)
-		SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.seq FROM {{p}}_checkpoints c
-		JOIN (SELECT checkpoint_ns, MAX(seq) AS seq FROM {{p}}_checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns) m
-		  ON c.checkpoint_ns = m.checkpoint_ns AND c.seq = m.seq
-		WHERE c.thread_id = ?`,
-		len(threadIDs), func(i int) []any { return []any{threadIDs[i], threadIDs[i]} })
+	// Per namespace, the row with the highest seq. The namespaces are found
+	// by a skip scan (the next larger namespace, one index probe each) and
+	// each namespace's newest row by one probe of (thread, ns, seq), so the
+	// cost does not grow with the thread's length.
+	return t.each(ctx, `WITH RECURSIVE ns (n) AS (
+			SELECT (SELECT MIN(checkpoint_ns) FROM {{p}}_checkpoints WHERE thread_id = ?1)
+			UNION ALL
+			SELECT (SELECT MIN(checkpoint_ns) FROM {{p}}_checkpoints WHERE thread_id = ?1 AND checkpoint_ns > ns.n)
+			FROM ns WHERE ns.n IS NOT NULL
+		)
+		INSERT INTO {{p}}_live (thread_id, checkpoint_ns, checkpoint_id, seq)
+		SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.seq FROM ns
+		JOIN {{p}}_checkpoints c ON c.thread_id = ?1 AND c.checkpoint_ns = ns.n
+		 AND c.seq = (SELECT MAX(seq) FROM {{p}}_checkpoints WHERE thread_id = ?1 AND checkpoint_ns = ns.n)
+		WHERE ns.n IS NOT NULL`,
+		len(threadIDs), func(i int) []any { return []any{threadIDs[i]} })
 }

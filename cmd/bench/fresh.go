@@ -36,7 +36,8 @@ func (m *Main) freshness(ctx context.Context, js jetstream.JetStream, kind strin
 		return nil, err
 	}
 	defer store.Close()
-	fleetName := "fresh" + m.tag
+	// A fleet per store: each phase projects only its own events.
+	fleetName := "fresh" + kind + m.tag
 	prefix := prefixOf(store)
 	w, err := writer.New(js, store, writer.Config{Fleet: fleetName, Prefix: prefix, Logger: m.log})
 	if err != nil {

@@ -274,7 +274,7 @@ func (m *Main) store(ctx context.Context, js jetstream.JetStream, kind string, l
 			}
 			_ = replay.Forget(context.Background(), js, events.DefaultRoot, "bench", p)
 			if st, serr := js.Stream(context.Background(), broker.StreamName(events.DefaultRoot)); serr == nil {
-				for _, f := range []string{"bench", "fresh" + m.tag} {
+				for _, f := range []string{"bench", "fresh" + kind + m.tag} {
 					_ = st.DeleteConsumer(context.Background(), broker.DurableName(f, p))
 				}
 			}
