@@ -281,6 +281,12 @@ func (p *AsyncPublisher) failed(it *asyncItem, err error) {
 		p.finish(it, Ack{Attempts: it.attempts, Err: fmt.Errorf("publish to %s (event %s): %w", it.msg.Subject, it.id, err)}, true)
 		return
 	}
+	if refused := refusedPublish(p.js.Conn(), it.msg.Subject); refused != nil {
+		// The server drops a publish it refuses for permissions without an
+		// answer: retrying would wait forever.
+		p.finish(it, Ack{Attempts: it.attempts, Err: events.Errorf(events.Invalid, "publish to %s refused by the server: %w", it.msg.Subject, refused)}, true)
+		return
+	}
 	if it.attempts == 1 || it.attempts%20 == 0 {
 		p.cfg.Logger.Warn("publish retrying", "subject", it.msg.Subject, "event_id", it.id, "attempts", it.attempts, "err", err)
 	}

@@ -124,6 +124,25 @@ func TestFleetPermissions(t *testing.T) {
 	if refusedCtx.Err() != nil {
 		t.Errorf("agent-a publishing into fleet b: the publisher retried until its context ended")
 	}
+	// The asynchronous publisher (agent fleet) reports it too, instead of
+	// retrying forever.
+	apub, err := broker.NewAsyncPublisher(ajs, broker.AsyncConfig{PublisherConfig: broker.PublisherConfig{Fleet: "b", AttemptTimeout: time.Second, Logger: quiet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan broker.Ack, 1)
+	if err := apub.Publish(refusedCtx, checkpointEvent("other-fleet-async", "t1"), func(a broker.Ack) { acked <- a }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-acked:
+		if !errors.Is(a.Err, nats.ErrPermissionViolation) || !errors.Is(a.Err, events.ErrInvalid) {
+			t.Errorf("async publish into fleet b: got %v, want an invalid error wrapping the permissions violation", a.Err)
+		}
+	case <-refusedCtx.Done():
+		t.Errorf("async publish into fleet b: no answer; it kept retrying")
+	}
+	apub.Close()
 	// Nor can the agent read events.
 	if _, err := anc.SubscribeSync("cairn.a.>"); err != nil {
 		t.Fatal(err)
