@@ -14,27 +14,13 @@ import (
 
 	"github.com/cairn-io/cairn/events"
 	"github.com/cairn-io/cairn/pipeline"
+	"github.com/cairn-io/cairn/pipeline/pipelinetest"
 	"github.com/cairn-io/cairn/query"
 	"github.com/cairn-io/cairn/saver"
 )
 
 // MustStart starts an in-process pipeline in a temp dir.
-func MustStart(tb testing.TB, cfg pipeline.Config) *pipeline.Pipeline {
-	tb.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = tb.TempDir()
-	}
-	p, err := pipeline.Start(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("start pipeline: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			tb.Errorf("close pipeline: %v", err)
-		}
-	})
-	return p
-}
+var MustStart = pipelinetest.MustStart
 
 func newSaver(p *pipeline.Pipeline) *saver.Saver {
 	return saver.New(p.Publisher, query.NewClient(p.QueryURL, nil))
