@@ -149,7 +149,7 @@ type statements struct {
 	// Write sets.
 	deleteWrites, mergeWriteSet, insertWrite string
 	// Live rows.
-	deleteLive, insertLive string
+	deleteLive, insertLive, raiseLive string
 	// Truncate, per table.
 	truncate []string
 	// Reads.
@@ -223,6 +223,16 @@ SELECT thread_id, checkpoint_ns, checkpoint_id, seq FROM (
     ROW_NUMBER() OVER (PARTITION BY checkpoint_ns ORDER BY seq DESC) AS rn
   FROM {{p}}_checkpoints WHERE thread_id = :1)
 WHERE rn = 1`),
+		// Upsert that only ever raises: a live row is replaced by one with a
+		// higher seq only, so running it again changes nothing. ApplyTx sends
+		// each (thread, namespace) once, and the thread lock keeps other
+		// writers off it, so no two MERGEs race to insert one new key.
+		raiseLive: p(`MERGE INTO {{p}}_live l
+USING (SELECT :1 AS thread_id, :2 AS checkpoint_ns, :3 AS checkpoint_id, :4 AS seq FROM dual) s
+ON (l.thread_id = s.thread_id AND l.checkpoint_ns = s.checkpoint_ns)
+WHEN MATCHED THEN UPDATE SET l.checkpoint_id = s.checkpoint_id, l.seq = s.seq WHERE s.seq > l.seq
+WHEN NOT MATCHED THEN INSERT (thread_id, checkpoint_ns, checkpoint_id, seq)
+  VALUES (s.thread_id, s.checkpoint_ns, s.checkpoint_id, s.seq)`),
 
 		latest: p(`SELECT ` + prefixed("c", versionCols) + ` FROM {{p}}_live l
 JOIN {{p}}_checkpoints c ON c.thread_id = l.thread_id AND c.checkpoint_ns = l.checkpoint_ns AND c.checkpoint_id = l.checkpoint_id
@@ -461,6 +471,16 @@ func (st statements) refreshLiveCalls(threadIDs []string) []call {
 		{st.deleteLive, []any{threadIDs}, len(threadIDs)},
 		{st.insertLive, []any{threadIDs}, len(threadIDs)},
 	}
+}
+
+// raiseLiveCall raises live rows, the namespace encoded.
+func (st statements) raiseLiveCall(rows []projector.LiveRow) call {
+	n := len(rows)
+	th, ns, id, seq := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, r := range rows {
+		th[i], ns[i], id[i], seq[i] = r.ThreadID, keyText(r.NS), r.CheckpointID, seqArg(r.Seq)
+	}
+	return call{st.raiseLive, []any{th, ns, id, seq}, n}
 }
 
 // Reads of many keys: one query per chunk of the keys.

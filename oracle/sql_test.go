@@ -115,6 +115,7 @@ func TestCalls(t *testing.T) {
 		"deleteVersions":   {"seq": int64(7)},
 		"replaceWriteSets": {"seq": int64(9), "event_id": "ev-9"},
 		"truncate":         {"seq": int64(5)},
+		"raiseLive":        {"seq": int64(7)},
 	}
 	cases := map[string][]call{
 		"lockThreads":       {st.lockThreadsCall([]string{"th", "tz"})},
@@ -127,6 +128,7 @@ func TestCalls(t *testing.T) {
 		"replaceWriteSets":  st.replaceWriteSetsCalls([]projector.WriteSet{writeSet}),
 		"truncate":          st.truncateCalls("th", 5),
 		"refreshLive":       st.refreshLiveCalls([]string{"th"}),
+		"raiseLive":         {st.raiseLiveCall([]projector.LiveRow{{ThreadID: "th", NS: "", CheckpointID: "v1", Seq: 7}})},
 	}
 	for name, calls := range cases {
 		for _, c := range calls {
@@ -174,11 +176,35 @@ func TestLockThreadsLocksInOrder(t *testing.T) {
 	}
 }
 
+func TestRaiseLiveOnlyRaises(t *testing.T) {
+	q := newStatements("cairn").raiseLive
+	for _, want := range []string{
+		"MERGE INTO cairn_live l",
+		"ON (l.thread_id = s.thread_id AND l.checkpoint_ns = s.checkpoint_ns)",
+		"WHEN MATCHED THEN UPDATE SET l.checkpoint_id = s.checkpoint_id, l.seq = s.seq WHERE s.seq > l.seq",
+		"WHEN NOT MATCHED THEN INSERT (thread_id, checkpoint_ns, checkpoint_id, seq)",
+	} {
+		if !strings.Contains(q, want) {
+			t.Errorf("raiseLive lacks %q:\n%s", want, q)
+		}
+	}
+	// One row per array element, the namespaces encoded.
+	c := newStatements("cairn").raiseLiveCall([]projector.LiveRow{
+		{ThreadID: "a", NS: "", CheckpointID: "v2", Seq: 12}, {ThreadID: "a", NS: "sub", CheckpointID: "w1", Seq: 13},
+	})
+	if c.rows != 2 || !slices.Equal(c.args[1].([]string), []string{" ", "sub"}) || !slices.Equal(c.args[3].([]int64), []int64{12, 13}) {
+		t.Errorf("raise call: %+v", c)
+	}
+	if c := newStatements("cairn").raiseLiveCall(nil); c.rows != 0 {
+		t.Errorf("no rows: got a call of %d rows", c.rows)
+	}
+}
+
 func TestNoPostgresSyntax(t *testing.T) {
 	st := newStatements("cairn")
 	all := []string{st.lockThreads, st.putThreads, st.deleteCheckpoint, st.insertCheckpoint, st.deleteConflict, st.insertConflict,
 		st.deleteDuplicate, st.mergeDuplicate, st.keysWithVersions, st.deleteWrites, st.mergeWriteSet, st.insertWrite,
-		st.deleteLive, st.insertLive, st.latest, st.checkpoint, st.writes, st.writesOfTask, st.ancestors}
+		st.deleteLive, st.insertLive, st.raiseLive, st.latest, st.checkpoint, st.writes, st.writesOfTask, st.ancestors}
 	all = append(all, st.truncate...)
 	q, _ := listQuery("cairn", projector.ListQuery{ThreadID: "t", Limit: 5})
 	all = append(all, q, selectThreads("cairn", 8), selectVersions("cairn", "conflicts", 8), selectWriteSets("cairn", 8))

@@ -174,3 +174,7 @@ func (t *txn) Truncate(ctx context.Context, threadID string, below uint64) error
 func (t *txn) RefreshLive(ctx context.Context, threadIDs []string) error {
 	return t.exec(ctx, t.s.stmts.refreshLiveCalls(threadIDs)...)
 }
+
+func (t *txn) RaiseLive(ctx context.Context, rows []projector.LiveRow) error {
+	return t.exec(ctx, t.s.stmts.raiseLiveCall(rows))
+}

@@ -16,7 +16,7 @@ import (
 // server that cannot be reached is a failure, not a skip.
 const URLEnv = "CAIRN_TEST_POSTGRES_URL"
 
-func testURL(t *testing.T) string {
+func testURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv(URLEnv)
 	if url == "" {
@@ -26,7 +26,7 @@ func testURL(t *testing.T) string {
 }
 
 // MustOpen opens a store on a fresh prefix and drops its tables at the end.
-func MustOpen(t *testing.T, prefix string) *postgres.DB {
+func MustOpen(t testing.TB, prefix string) *postgres.DB {
 	t.Helper()
 	db, err := postgres.Open(context.Background(), postgres.Config{URL: testURL(t), Prefix: prefix})
 	if err != nil {

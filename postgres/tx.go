@@ -354,3 +354,20 @@ func (t *txn) RefreshLive(ctx context.Context, threadIDs []string) error {
 			WHERE thread_id = ns.t AND checkpoint_ns = ns.n ORDER BY seq DESC LIMIT 1) l
 		WHERE ns.n IS NOT NULL`, threadIDs)
 }
+
+func (t *txn) RaiseLive(ctx context.Context, rows []projector.LiveRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	th, ns, id, seq := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, r := range rows {
+		th[i], ns[i], id[i], seq[i] = r.ThreadID, r.NS, r.CheckpointID, seqArg(r.Seq)
+	}
+	// Idempotent: a row is only ever replaced by one with a higher seq, so
+	// running it again changes nothing.
+	return t.exec(ctx, `INSERT INTO {{p}}_live AS l (thread_id, checkpoint_ns, checkpoint_id, seq)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+		ON CONFLICT (thread_id, checkpoint_ns) DO UPDATE SET checkpoint_id = excluded.checkpoint_id, seq = excluded.seq
+		WHERE excluded.seq > l.seq`, th, ns, id, seq)
+}

@@ -137,7 +137,8 @@ func ApplyTx(ctx context.Context, tx Tx, recs []Record) ([]Outcome, error) {
 		putWinners, putConflicts, putDups []Version
 		delWinners                        []CheckpointKey
 		delVersions                       []VersionRef
-		liveSet                           = make(map[string]bool)
+		liveSet                           = make(map[string]bool) // threads whose live rows are recomputed
+		added                             []Version               // winners of keys that had none
 		roleBySeq                         = make(map[uint64]Outcome)
 	)
 	for _, id := range raised {
@@ -169,7 +170,10 @@ func ApplyTx(ctx context.Context, tx Tx, recs []Record) ([]Outcome, error) {
 		case winner == nil && old.Winner != nil:
 			delWinners = append(delWinners, k)
 			liveSet[k.ThreadID] = true
-		case winner != nil && (old.Winner == nil || old.Winner.Seq != winner.Seq):
+		case winner != nil && old.Winner == nil:
+			putWinners = append(putWinners, *winner)
+			added = append(added, *winner)
+		case winner != nil && old.Winner.Seq != winner.Seq:
 			putWinners = append(putWinners, *winner)
 			liveSet[k.ThreadID] = true
 		}
@@ -264,6 +268,7 @@ func ApplyTx(ctx context.Context, tx Tx, recs []Record) ([]Outcome, error) {
 		{"replace write sets", func() error { return tx.ReplaceWriteSets(ctx, replace) }},
 		{"put threads", func() error { return tx.PutThreads(ctx, changedThreads) }},
 		{"refresh live", func() error { return tx.RefreshLive(ctx, slices.Sorted(maps.Keys(liveSet))) }},
+		{"raise live", func() error { return tx.RaiseLive(ctx, raisedLive(added, liveSet)) }},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -271,6 +276,38 @@ func ApplyTx(ctx context.Context, tx Tx, recs []Record) ([]Outcome, error) {
 		}
 	}
 	return outs, nil
+}
+
+// raisedLive returns the live rows to raise for the winners of keys that
+// had none, leaving out the threads in refresh, whose live rows are
+// recomputed: per thread and namespace, the added winner with the highest
+// seq.
+//
+// Why raising is enough for the other threads: a namespace's live row is
+// the maximum seq over its keys' winners. A thread outside refresh had, in
+// this batch, no winner replaced or deleted and no watermark raised (each
+// of those puts it in refresh), so its set of winners only grew by the
+// added ones, and the new maximum is the larger of the stored live row and
+// the added winners' highest. The stored live row was right when the batch
+// began: every batch leaves it so, and the thread lock keeps other writers
+// off the thread until this one commits. A replaced winner is not raised:
+// with the watermark where it was, a key's winner can only be replaced by
+// a version with a lower seq, which can lower the maximum, so that thread
+// is recomputed.
+func raisedLive(added []Version, refresh map[string]bool) []LiveRow {
+	best := make(map[[2]string]LiveRow)
+	for _, v := range added {
+		if refresh[v.ThreadID] {
+			continue
+		}
+		k := [2]string{v.ThreadID, v.NS}
+		if cur, ok := best[k]; !ok || v.Seq > cur.Seq {
+			best[k] = LiveRow{ThreadID: v.ThreadID, NS: v.NS, CheckpointID: v.ID, Seq: v.Seq}
+		}
+	}
+	return slices.SortedFunc(maps.Values(best), func(a, b LiveRow) int {
+		return cmp.Or(cmp.Compare(a.ThreadID, b.ThreadID), cmp.Compare(a.NS, b.NS))
+	})
 }
 
 func (k *StoredKey) has(seq uint64) bool {

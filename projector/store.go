@@ -65,9 +65,14 @@ type Tx interface {
 	// Truncate deletes every row of the thread (checkpoints, conflicts,
 	// duplicates, write sets, writes) whose seq is below the given one.
 	Truncate(ctx context.Context, threadID string, below uint64) error
-	// RefreshLive recomputes the live rows of the threads: per namespace,
-	// the checkpoint with the highest seq; none when the namespace has none.
+	// RefreshLive recomputes the live rows of the threads from their
+	// checkpoints: per namespace, the checkpoint with the highest seq; none
+	// when the namespace has none.
 	RefreshLive(ctx context.Context, threadIDs []string) error
+	// RaiseLive makes each row the live row of its thread and namespace
+	// where that has none or one with a lower seq, and leaves the others
+	// as they are. The rows are distinct by (thread, namespace).
+	RaiseLive(ctx context.Context, rows []LiveRow) error
 }
 
 // Reader is the read side of a Store. Reads see committed data only.

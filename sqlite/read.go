@@ -153,13 +153,7 @@ func (s *DB) Dump(ctx context.Context) (projector.Dump, error) {
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := fn(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return scanAll(rows, fn)
 	}
 	steps := []struct {
 		query string

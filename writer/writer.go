@@ -233,41 +233,69 @@ func (w *Writer) Run(ctx context.Context) error {
 		})
 	}
 	defer stop(false)
+
+	// Two stages: a decoder collects and decodes the next batch while the
+	// current one is applied. It stops when ctx ends (leaving the messages
+	// it holds in rest) or when dctx is cancelled after a failure.
+	dctx, stopDecoder := context.WithCancel(ctx)
+	defer stopDecoder()
+	batches := make(chan *decoded)
+	var rest []jetstream.Msg // read once batches is closed
+	go func() {
+		defer close(batches)
+		for {
+			msgs, ok := w.collect(dctx, in)
+			if !ok {
+				rest = msgs
+				return
+			}
+			select {
+			case batches <- w.decode(msgs):
+			case <-dctx.Done():
+				rest = msgs
+				return
+			}
+		}
+	}()
 	// held are the messages of batches that ctx cut short. They are
 	// negatively acknowledged only once the subscription is gone: a nak
 	// while it is live redelivers the message to this stopping writer, and
 	// one in flight when it unsubscribes waits out AckWait on the server.
 	var held []jetstream.Msg
-	for {
-		batch, ok := w.collect(ctx, in)
-		if !ok {
-			// Drain, not stop: messages the client holds go through the
-			// handler, which naks them now that ctx is done.
-			stop(true)
-			w.nakAll(held)
-			w.nakAll(batch)
-			for {
-				select {
-				case m := <-in:
-					_ = m.Nak()
-				default:
-					// Naks are sent asynchronously: make sure they reach
-					// the server before the caller closes the connection,
-					// or the next writer waits AckWait for those events.
-					if err := w.js.Conn().FlushTimeout(5 * time.Second); err != nil {
-						w.log.Warn("flush negative acknowledgements", "err", err)
-					}
-					w.log.Info("writer stopped")
-					return nil
-				}
-			}
+	for b := range batches {
+		if ctx.Err() != nil {
+			held = append(held, b.msgs...)
+			continue // the decoder sees ctx done and stops
 		}
-		if err := w.process(ctx, batch); err != nil {
+		if err := w.process(ctx, b); err != nil {
 			if ctx.Err() != nil {
-				held = append(held, batch...)
-				continue // collect sees ctx done and drains
+				held = append(held, b.msgs...)
+				continue
+			}
+			stopDecoder()
+			for range batches { // wait for the decoder to stop
 			}
 			return err
+		}
+	}
+	// Drain, not stop: messages the client holds go through the handler,
+	// which naks them now that ctx is done.
+	stop(true)
+	w.nakAll(held)
+	w.nakAll(rest)
+	for {
+		select {
+		case m := <-in:
+			_ = m.Nak()
+		default:
+			// Naks are sent asynchronously: make sure they reach the server
+			// before the caller closes the connection, or the next writer
+			// waits AckWait for those events.
+			if err := w.js.Conn().FlushTimeout(5 * time.Second); err != nil {
+				w.log.Warn("flush negative acknowledgements", "err", err)
+			}
+			w.log.Info("writer stopped")
+			return nil
 		}
 	}
 }
@@ -302,43 +330,64 @@ func (w *Writer) nakAll(msgs []jetstream.Msg) {
 	}
 }
 
-// process decodes a batch, applies the valid events in one transaction
-// (retrying while the store is unavailable), then acknowledges them and
-// dead-letters the rest.
-func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
-	type item struct {
-		msg jetstream.Msg
-		seq uint64
-	}
-	var (
-		recs   []projector.Record
-		valid  []item
-		newest *jetstream.MsgMetadata // of the last message, for metrics
-	)
+// decoded is a batch of messages, decoded.
+type decoded struct {
+	msgs    []jetstream.Msg // all of them, in order
+	recs    []projector.Record
+	valid   []jetstream.Msg // the messages of recs, same index
+	invalid []invalidMsg
+	newest  *jetstream.MsgMetadata // of the last message, for metrics
+}
+
+// invalidMsg is a message that is not a valid event, with the reason.
+type invalidMsg struct {
+	msg jetstream.Msg
+	seq uint64 // its stream sequence; 0 when it has no JetStream metadata
+	err error
+}
+
+// decode decodes msgs into records; it does no I/O.
+func (w *Writer) decode(msgs []jetstream.Msg) *decoded {
+	b := &decoded{msgs: msgs, recs: make([]projector.Record, 0, len(msgs)), valid: make([]jetstream.Msg, 0, len(msgs))}
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			// Not a JetStream message: cannot happen on a pull consumer.
-			w.log.Error("message without metadata", "subject", m.Subject(), "err", err)
-			_ = m.Term()
+			b.invalid = append(b.invalid, invalidMsg{msg: m, err: err})
 			continue
 		}
 		seq := md.Sequence.Stream
-		newest = md
+		b.newest = md
 		e, err := events.Decode(m.Data(), w.cfg.MaxEventBytes)
 		if err == nil {
 			err = events.CheckSubject(w.cfg.Root, m.Subject(), e)
 		}
 		if err != nil {
-			if err := w.deadLetter(ctx, m, seq, err); err != nil {
-				return err
-			}
-			w.cfg.Metrics.outcome(OutcomeInvalid)
+			b.invalid = append(b.invalid, invalidMsg{m, seq, err})
 			continue
 		}
-		recs = append(recs, projector.Record{Seq: seq, Event: e})
-		valid = append(valid, item{m, seq})
+		b.recs = append(b.recs, projector.Record{Seq: seq, Event: e})
+		b.valid = append(b.valid, m)
 	}
+	return b
+}
+
+// process dead-letters a batch's invalid messages, applies its events in
+// one transaction (retrying while the store is unavailable), then
+// acknowledges them and dead-letters those the store refused.
+func (w *Writer) process(ctx context.Context, b *decoded) error {
+	for _, inv := range b.invalid {
+		if inv.seq == 0 {
+			w.log.Error("message without metadata", "subject", inv.msg.Subject(), "err", inv.err)
+			_ = inv.msg.Term()
+			continue
+		}
+		if err := w.deadLetter(ctx, inv.msg, inv.seq, inv.err); err != nil {
+			return err
+		}
+		w.cfg.Metrics.outcome(OutcomeInvalid)
+	}
+	recs, newest := b.recs, b.newest
 	if len(recs) == 0 {
 		return nil
 	}
@@ -348,10 +397,11 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	w.Stats.Batches.Add(1)
 	w.cfg.Metrics.batchDone(len(recs), newest.Timestamp, newest.NumPending)
-	for i, it := range valid {
+	for i, m := range b.valid {
+		seq := recs[i].Seq
 		switch res.Outcomes[i] {
 		case projector.Failed:
-			if err := w.deadLetter(ctx, it.msg, it.seq, fmt.Errorf("store refused the event: %w", res.Errors[i])); err != nil {
+			if err := w.deadLetter(ctx, m, seq, fmt.Errorf("store refused the event: %w", res.Errors[i])); err != nil {
 				return err
 			}
 			w.cfg.Metrics.outcome(OutcomeRefused)
@@ -362,7 +412,7 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 			w.Stats.Duplicate.Add(1)
 		case projector.Conflict:
 			w.Stats.Conflict.Add(1)
-			w.log.Warn("checkpoint conflict recorded", "thread_id", recs[i].Event.ThreadID, "stream_seq", it.seq, "event_id", recs[i].Event.EventID)
+			w.log.Warn("checkpoint conflict recorded", "thread_id", recs[i].Event.ThreadID, "stream_seq", seq, "event_id", recs[i].Event.EventID)
 		case projector.Superseded:
 			w.Stats.Superseded.Add(1)
 		case projector.Ignored:
@@ -371,7 +421,7 @@ func (w *Writer) process(ctx context.Context, msgs []jetstream.Msg) error {
 		w.cfg.Metrics.outcome(res.Outcomes[i].String())
 		// Committed: acknowledge. A lost ack means a redelivery, which the
 		// projection recognises by its sequence and ignores.
-		_ = it.msg.Ack()
+		_ = m.Ack()
 	}
 	if w.retain != nil {
 		var grown []string
