@@ -286,7 +286,10 @@ func (m *Main) store(ctx context.Context, js jetstream.JetStream, kind string, l
 	if err != nil {
 		return err
 	}
-	rows := benchRows(m.Events, m.Payload)
+	rows, err := fleetRows(ctx, js, lastSeq)
+	if err != nil {
+		return err
+	}
 	var rawRate float64
 	switch kind {
 	case "sqlite":

@@ -56,27 +56,56 @@ func rawPublish(ctx context.Context, nc *nats.Conn, n, size, window int) (float6
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// benchRows are the checkpoint rows both raw inserts write: what the
-// projection writes for the same events.
-func benchRows(n, size int) []projector.Version {
-	rows := make([]projector.Version, n)
-	state := []byte(`{"pad":"` + strings.Repeat("x", max(size-10, 0)) + `"}`)
-	now := time.Now().UTC()
-	for i := range rows {
-		thread := fmt.Sprintf("raw-%04d", i%1000)
-		id := fmt.Sprintf("turn-%04d", i/1000+1)
-		parent := ""
-		if i >= 1000 {
-			parent = fmt.Sprintf("turn-%04d", i/1000)
+// fleetRows reads the bench fleet's events (up to lastSeq) back from the
+// stream and returns the checkpoint rows the projection writes for them, so
+// that the raw inserts write exactly the same rows, byte for byte.
+func fleetRows(ctx context.Context, js jetstream.JetStream, lastSeq uint64) ([]projector.Version, error) {
+	st, err := js.Stream(ctx, broker.StreamName(events.DefaultRoot))
+	if err != nil {
+		return nil, fmt.Errorf("read the fleet back: %w", err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.FleetFilter(events.DefaultRoot, "bench")}})
+	if err != nil {
+		return nil, fmt.Errorf("read the fleet back: %w", err)
+	}
+	var rows []projector.Version
+	for {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("read the fleet back: %w", err)
 		}
-		meta := []byte(fmt.Sprintf(`{"turn":%d}`, i/1000+1))
-		rows[i] = projector.Version{
-			CheckpointKey: projector.CheckpointKey{ThreadID: thread, ID: id}, ParentID: parent,
-			State: state, Metadata: meta, CreatedAt: now, Seq: uint64(i + 1),
-			EventID: fmt.Sprintf("raw-%d", i), Hash: projector.ContentHash(parent, state, meta),
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			if md.Sequence.Stream > lastSeq {
+				return rows, nil
+			}
+			e, err := events.Decode(msg.Data(), 0)
+			if err != nil {
+				return nil, fmt.Errorf("read the fleet back: seq %d: %w", md.Sequence.Stream, err)
+			}
+			if c := e.Checkpoint; c != nil {
+				rows = append(rows, projector.Version{
+					CheckpointKey: projector.CheckpointKey{ThreadID: e.ThreadID, NS: c.NS, ID: c.ID}, ParentID: c.ParentID,
+					State: c.State, Metadata: c.Metadata, CreatedAt: e.CreatedAt, Seq: md.Sequence.Stream,
+					EventID: e.EventID, Hash: projector.ContentHash(c.ParentID, c.State, c.Metadata),
+				})
+			}
+			if md.Sequence.Stream == lastSeq {
+				return rows, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("read the fleet back: %w", err)
+		}
+		if n == 0 {
+			return rows, nil
 		}
 	}
-	return rows
 }
 
 const rawCols = `thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata, created_at, seq, event_id, content_hash`
@@ -85,7 +114,9 @@ const rawCols = `thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, 
 // plain SQL, batch rows per transaction, as the store's own statements do
 // (a prepared INSERT per row). It returns rows/s.
 func rawSQLite(ctx context.Context, path, prefix string, rows []projector.Version, batch int) (float64, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	// The same settings as the store (sqlite.Open), so that only the SQL differs.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
+		"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
 	if err != nil {
 		return 0, err
 	}
