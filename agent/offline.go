@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // DemoPrompts are the three user turns of the demo incident, in order. The
@@ -173,7 +174,21 @@ func answerWithResults(prompt string, history, turn []Message) string {
 // messageOverhead is the tokens Offline charges per message for its framing.
 const messageOverhead = 4
 
-func countTokens(s string) int { return len(strings.Fields(s)) }
+// countTokens counts the whitespace-separated words of s, as
+// len(strings.Fields(s)) would, without allocating: the offline model
+// counts its whole prompt at every call.
+func countTokens(s string) int {
+	n, inWord := 0, false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			inWord = false
+		} else if !inWord {
+			inWord = true
+			n++
+		}
+	}
+	return n
+}
 
 // deploy is one entry of Offline's deploy log.
 type deploy struct {
