@@ -158,7 +158,8 @@ var hostileRequests = []hostile{
 	{"SQL as a limit", "/v1/checkpoints?limit=1%3B%20DELETE%20FROM%20cairn_live", 400},
 	// Path traversal: the router cleans the path, or the segment is an id.
 	{"dot-dot segments", "/v1/threads/../../../etc/passwd", 404},
-	{"dot-dot to another endpoint", "/v1/threads/t1/checkpoints/../../../checkpoints", 200},
+	{"dot-dot to another endpoint", "/v1/threads/t1/checkpoints/../../../checkpoints", 404},
+	{"empty segment", "/v1//threads/t1/latest", 404},
 	{"escaped dot-dot thread is the thread named ..", "/v1/threads/%2e%2e/latest", 200},
 	{"escaped dot-dot checkpoint", "/v1/threads/t1/checkpoints/%2e%2e", 404},
 	{"escaped slashes", "/v1/threads/..%2F..%2Fetc%2Fpasswd/latest", 404},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -102,7 +104,27 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, events.Errorf(events.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return s.instrument(mux)
+	return s.rejectUnclean(s.instrument(mux))
+}
+
+// rejectUnclean answers a request whose path has empty, "." or ".."
+// segments (as sent, before unescaping: "%2E" is an id) with a JSON 404,
+// where ServeMux would redirect to the cleaned path: a client of an API
+// gets an error it can read, not a redirect to an endpoint it did not ask
+// for.
+func (s *Service) rejectUnclean(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p != clean {
+			s.writeError(w, r, events.Errorf(events.NotFound, "no such endpoint: %s %s (the path has empty, \".\" or \"..\" segments)", r.Method, p))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // params reads and validates request parameters.
