@@ -388,3 +388,43 @@ func testNotFound(t *testing.T, b Backend) {
 		t.Errorf("writes: got %v, %v; want none", ws, err)
 	}
 }
+
+func init() {
+	cases = append(cases, struct {
+		name string
+		fn   func(t *testing.T, b Backend)
+	}{"SQLTextIsData", testSQLTextIsData})
+}
+
+// testSQLTextIsData stores ids, namespaces, channels and JSON that carry
+// SQL: values travel as bind variables, so they come back as plain data.
+func testSQLTextIsData(t *testing.T, b Backend) {
+	s := b.Fresh(t)
+	sqlText := []string{
+		"t1'); DROP TABLE cairn_checkpoints; --",
+		`" OR ""="`,
+		"' OR 1=1 --",
+		"%' ESCAPE '\\",
+		"v1'; UPDATE cairn_live SET seq = 0; --",
+		"x' || (SELECT 1 FROM dual) || '",
+	}
+	var recs []projector.Record
+	for i, q := range sqlText {
+		seq := uint64(10 + 2*i)
+		w := PutWrites(seq+1, q, q, q, q, fmt.Sprintf("ch=%q", q))
+		w.Event.Writes.Writes[0].Channel = q
+		recs = append(recs, Put(seq, q, q, q, q, fmt.Sprintf(`{"sql":%q}`, q), fmt.Sprintf(`{%q:1}`, q)), w)
+	}
+	MustApply(t, s, recs...)
+	AssertExpected(t, s, recs)
+	for _, q := range sqlText {
+		v, err := s.Checkpoint(context.Background(), projector.CheckpointKey{ThreadID: q, NS: q, ID: q})
+		if err != nil || v.ParentID != q {
+			t.Errorf("checkpoint %q: got %+v, %v; want it stored with its id as parent", q, v, err)
+		}
+		ws, err := s.Writes(context.Background(), projector.CheckpointKey{ThreadID: q, NS: q, ID: q}, q)
+		if err != nil || len(ws) != 1 || ws[0].Channel != q {
+			t.Errorf("writes of %q: got %+v, %v", q, ws, err)
+		}
+	}
+}
