@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-io/cairn/broker"
@@ -242,7 +241,13 @@ func Run(ctx context.Context, js jetstream.JetStream, store projector.Store, cfg
 			res.reason(r)
 		}
 		if len(c.recs) > 0 {
-			out, err := applyWithRetry(ctx, proj, c.recs, cfg.Logger)
+			out, _, err := proj.ApplyRetrying(ctx, c.recs, projector.RetryPolicy{
+				OnFailure: func(failures int, err error) {
+					if failures == 1 || failures%20 == 0 {
+						cfg.Logger.Warn("store unavailable, retrying batch", "events", len(c.recs), "failed_attempts", failures, "err", err)
+					}
+				},
+			})
 			if err != nil {
 				applyErr = err
 				cancelRead()
@@ -343,33 +348,6 @@ func (r *Result) reason(s string) {
 	if len(r.Reasons) < 100 {
 		r.Reasons = append(r.Reasons, s)
 	}
-}
-
-// applyWithRetry applies recs, retrying with backoff while the store is
-// unavailable, until ctx ends.
-func applyWithRetry(ctx context.Context, proj *projector.Projector, recs []projector.Record, log *slog.Logger) (projector.Result, error) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = 10 * time.Second
-	b.MaxElapsedTime = 0
-	var res projector.Result
-	failures := 0
-	err := backoff.Retry(func() error {
-		var err error
-		res, err = proj.Apply(ctx, recs)
-		if err == nil || ctx.Err() != nil {
-			return backoff.Permanent(err)
-		}
-		if !errors.Is(err, events.ErrUnavailable) {
-			return backoff.Permanent(fmt.Errorf("apply batch: %w", err))
-		}
-		failures++
-		if failures == 1 || failures%20 == 0 {
-			log.Warn("store unavailable, retrying batch", "events", len(recs), "failed_attempts", failures, "err", err)
-		}
-		return err
-	}, backoff.WithContext(b, ctx))
-	return res, err
 }
 
 // firstAtOrAfter finds the sequence of the fleet's first event stored at

@@ -18,7 +18,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -438,38 +437,29 @@ func (w *Writer) process(ctx context.Context, b *decoded) error {
 // applyWithRetry applies recs, retrying with exponential backoff while the
 // store is unavailable. It returns only on success or when ctx ends.
 func (w *Writer) applyWithRetry(ctx context.Context, recs []projector.Record) (projector.Result, error) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = w.cfg.MaxBackoff
-	b.MaxElapsedTime = 0
-	var res projector.Result
-	failures := 0
-	lastLog := time.Time{}
-	err := backoff.Retry(func() error {
-		var err error
-		start := time.Now()
-		res, err = w.proj.Apply(ctx, recs)
-		if err == nil {
-			w.cfg.Metrics.applyTook(time.Since(start))
-			if failures > 0 {
-				w.log.Info("store available again", "failed_attempts", failures)
+	var lastLog time.Time
+	start := time.Now()
+	res, failures, err := w.proj.ApplyRetrying(ctx, recs, projector.RetryPolicy{
+		MaxBackoff: w.cfg.MaxBackoff,
+		OnFailure: func(failures int, err error) {
+			w.Stats.Retries.Add(1)
+			w.cfg.Metrics.retried()
+			// One line at the first failure, then at most one every 30 seconds.
+			if failures == 1 || time.Since(lastLog) > 30*time.Second {
+				w.log.Warn("store unavailable, retrying batch", "events", len(recs), "failed_attempts", failures, "err", err)
+				lastLog = time.Now()
 			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return backoff.Permanent(ctx.Err())
-		}
-		failures++
-		w.Stats.Retries.Add(1)
-		w.cfg.Metrics.retried()
-		// One line at the first failure, then at most one every 30 seconds.
-		if failures == 1 || time.Since(lastLog) > 30*time.Second {
-			w.log.Warn("store unavailable, retrying batch", "events", len(recs), "failed_attempts", failures, "err", err)
-			lastLog = time.Now()
-		}
-		return err
-	}, backoff.WithContext(b, ctx))
-	return res, err
+			start = time.Now()
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+	w.cfg.Metrics.applyTook(time.Since(start))
+	if failures > 0 {
+		w.log.Info("store available again", "failed_attempts", failures)
+	}
+	return res, nil
 }
 
 // Dead-letter headers.

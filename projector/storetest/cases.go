@@ -389,13 +389,6 @@ func testNotFound(t *testing.T, b Backend) {
 	}
 }
 
-func init() {
-	cases = append(cases, struct {
-		name string
-		fn   func(t *testing.T, b Backend)
-	}{"SQLTextIsData", testSQLTextIsData})
-}
-
 // testSQLTextIsData stores ids, namespaces, channels and JSON that carry
 // SQL: values travel as bind variables, so they come back as plain data.
 func testSQLTextIsData(t *testing.T, b Backend) {

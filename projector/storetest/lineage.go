@@ -19,10 +19,7 @@ import (
 // implement Lineage has these cases skipped with a note, not failed.
 func init() { cases = append(cases, lineageCases...) }
 
-var lineageCases = []struct {
-	name string
-	fn   func(t *testing.T, b Backend)
-}{
+var lineageCases = []testCase{
 	{"LineageThreads", testLineageThreads},
 	{"LineageNodes", testLineageNodes},
 	{"LineageForks", testLineageForks},

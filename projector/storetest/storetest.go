@@ -40,10 +40,13 @@ func Run(t *testing.T, b Backend) {
 	}
 }
 
-var cases = []struct {
+// testCase is one conformance case.
+type testCase struct {
 	name string
 	fn   func(t *testing.T, b Backend)
-}{
+}
+
+var cases = []testCase{
 	{"RoundTripExact", testRoundTripExact},
 	{"DuplicateSameContent", testDuplicateSameContent},
 	{"ConflictRecorded", testConflictRecorded},
@@ -62,6 +65,8 @@ var cases = []struct {
 	{"NotFound", testNotFound},
 	{"OrderFreeProperty", testOrderFreeProperty},
 	{"ConcurrentWriters", testConcurrentWriters},
+	{"SQLTextIsData", testSQLTextIsData},
+	{"ThreadRowAndParentPruned", testThreadRow},
 }
 
 // T0 is the producer clock of generated events.

@@ -9,14 +9,8 @@ import (
 	"github.com/cairn-io/cairn/projector"
 )
 
-// The thread-row case checks projector.ThreadReader; a store that does not
+// testThreadRow checks projector.ThreadReader; a store that does not
 // implement it has the case skipped with a note.
-func init() {
-	cases = append(cases, struct {
-		name string
-		fn   func(t *testing.T, b Backend)
-	}{"ThreadRowAndParentPruned", testThreadRow})
-}
 
 func testThreadRow(t *testing.T, b Backend) {
 	s := b.Fresh(t)
