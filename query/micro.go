@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -102,6 +103,12 @@ func (s *Service) StartMicro(nc *nats.Conn, cfg MicroConfig) (*MicroService, err
 			m.Stop()
 			return nil, events.Errorf(events.Unavailable, "add micro endpoint %s: %w", rt.Micro, err)
 		}
+	}
+	// Subscriptions reach the server asynchronously: wait until it has them,
+	// so that a request sent once StartMicro returns finds a responder.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		m.Stop()
+		return nil, events.Errorf(events.Unavailable, "start micro service: %w", err)
 	}
 	return m, nil
 }
